@@ -1,0 +1,47 @@
+# The one interface to Modelport: `make run` serves the examples, `make test` runs the suite.
+# Every target installs what it needs into .venv first, so both work on a fresh clone.
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+MODELS := models/.trained
+
+.PHONY: run test lint format protos bench install clean examples
+
+$(VENV)/.installed: setup.cfg
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[all,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Example models are trained from data scikit-learn ships; nothing is downloaded.
+$(MODELS): $(VENV)/.installed examples/train.py
+	$(PY) -m examples.train --out models
+	touch $@
+
+examples: $(MODELS)
+
+run: $(MODELS)
+	$(VENV)/bin/gunicorn wsgi:app
+
+test: $(MODELS)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+protos: $(VENV)/.installed
+	$(PY) -m grpc_service.protos.build
+
+clean:
+	rm -rf $(VENV) models

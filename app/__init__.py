@@ -1,0 +1,64 @@
+"""Modelport: one process tree serving the same models over KServe v1, OIP and OMI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app.dataplane import DataPlane
+from app.jsonprovider import OrjsonProvider
+from app.manager import ModelManager
+from config.settings import Settings, load_settings
+
+try:
+    __version__ = metadata.version("modelport")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+
+@dataclass(frozen=True)
+class Modelport:
+    """The per-process core that views and servicers reach through `app.extensions`."""
+
+    settings: Settings
+    manager: ModelManager
+    dataplane: DataPlane
+
+
+def create_app(
+    config_path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Flask:
+    """Build the Flask app: settings, models, blueprints and error handlers.
+
+    `overrides` is the test seam: Flask config keys, plus `settings` (a `Settings` object used
+    instead of reading a file). The factory opens no sockets and starts no threads; the gRPC
+    sidecar is started per worker by gunicorn's hooks.
+    """
+    overrides = dict(overrides or {})
+    settings = overrides.pop("settings", None) or load_settings(config_path)
+    logging.getLogger("modelport").setLevel(logging.INFO)
+
+    app = Flask(__name__)
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.limits.max_request_bytes
+    app.config.update(overrides)
+
+    manager = ModelManager(settings)
+    manager.load_all()
+    dataplane = DataPlane(manager, settings.server.name, __version__)
+    app.extensions["modelport"] = Modelport(settings, manager, dataplane)
+
+    from blueprints import errors, explain, repository, v1, v2
+
+    errors.init_app(app)
+    app.register_blueprint(v1.bp)
+    app.register_blueprint(repository.bp)  # before v2: /v2/models/stats beats /v2/models/<name>
+    app.register_blueprint(v2.bp)
+    app.register_blueprint(explain.bp)
+    return app

@@ -1,0 +1,171 @@
+"""REST bodies (KServe v1, OIP v2 JSON, MLRun forms) to and from the internal types.
+
+Envelopes arrive here already validated by the blueprints' marshmallow schemas; this module only
+turns `data` into numpy (and back) and applies each form's conventions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from app.codec.tensors import check_shape, ndarray_from_json, ndarray_to_json
+from app.errors import InvalidInput
+from app.types import InferRequest, InferResponse, RequestedOutput, Tensor
+
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body as JSON; raises `InvalidInput` with the parser's reason."""
+    if not body.strip():
+        raise InvalidInput("request body is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+
+
+def dumps(payload: Any) -> bytes:
+    """Serialize a response body; numpy arrays are written by orjson directly."""
+    return orjson.dumps(payload, option=_DUMP_OPTIONS)
+
+
+def new_id() -> str:
+    """A request id for requests that bring none (KServe sends a uuid4 too)."""
+    return str(uuid.uuid4())
+
+
+# -- OIP v2 ------------------------------------------------------------------------------------
+
+
+def is_tensor_form(inputs: Sequence[Any]) -> bool:
+    """True for OIP tensors (`{"name", "shape", "datatype", ...}`), False for MLRun plain rows."""
+    return bool(inputs) and isinstance(inputs[0], Mapping)
+
+
+def tensor_from_json(item: Mapping[str, Any]) -> Tensor:
+    """One validated OIP input tensor with JSON `data` as a numpy array."""
+    name = item["name"]
+    parameters = dict(item.get("parameters") or {})
+    if "data" not in item:
+        raise InvalidInput(f"input '{name}' has no 'data'")
+    shape = check_shape(name, item["shape"])
+    data = ndarray_from_json(
+        name, item["datatype"], shape, item["data"], parameters.get("content_type")
+    )
+    return Tensor(name, item["datatype"], data, parameters)
+
+
+def requested_outputs(items: Sequence[Mapping[str, Any]] | None) -> list[RequestedOutput] | None:
+    """The `outputs` of a request, or None when it names none."""
+    if not items:
+        return None
+    return [RequestedOutput(o["name"], dict(o.get("parameters") or {})) for o in items]
+
+
+def request_from_v2(
+    name: str, version: str | None, payload: Mapping[str, Any], inputs: list[Tensor]
+) -> InferRequest:
+    """An `InferRequest` from a validated v2 envelope whose inputs are already tensors."""
+    return InferRequest(
+        model_name=name,
+        model_version=version,
+        id=payload.get("id") or new_id(),
+        inputs=inputs,
+        outputs=requested_outputs(payload.get("outputs")),
+        parameters=dict(payload.get("parameters") or {}),
+    )
+
+
+def tensor_from_rows(rows: Sequence[Any], name: str = "input-0") -> Tensor:
+    """MLRun's plain rows (or v1 instances) as one untyped tensor, cast later to the model's type.
+
+    Raises `InvalidInput` for ragged rows or values that are neither numbers nor strings.
+    """
+    try:
+        data = np.asarray(rows)
+    except (ValueError, TypeError):
+        raise InvalidInput("inputs must be rows of equal length") from None
+    if data.dtype.kind in "US":
+        return Tensor(name, "BYTES", data.astype(object))
+    if data.dtype.kind not in "biuf":
+        raise InvalidInput("inputs must be rows of numbers or strings")
+    return Tensor(name, "FP64" if data.dtype.kind == "f" else "INT64", data)
+
+
+def tensor_from_records(records: Any, features: Sequence[str]) -> Tensor:
+    """MLRun `infer_dict` rows of `{feature: value}` as one tensor in the declared feature order.
+
+    Raises `InvalidInput` for a row that is not an object or lacks a feature.
+    """
+    rows = [records] if isinstance(records, Mapping) else records
+    if not isinstance(rows, list) or not rows:
+        raise InvalidInput("infer_dict 'inputs' must be an object or a non-empty list of objects")
+    table: list[list[Any]] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise InvalidInput(f"infer_dict row {index} is not an object")
+        missing = [feature for feature in features if feature not in row]
+        if missing:
+            raise InvalidInput(f"infer_dict row {index} has no feature '{missing[0]}'")
+        table.append([row[feature] for feature in features])
+    return tensor_from_rows(table)
+
+
+def response_to_v2(response: InferResponse) -> bytes:
+    """The OIP JSON response body: outputs with flat `data`."""
+    return dumps(
+        {
+            "model_name": response.model_name,
+            "model_version": response.model_version,
+            "id": response.id,
+            "parameters": response.parameters,
+            "outputs": [
+                {
+                    "name": output.name,
+                    "datatype": output.datatype,
+                    "shape": list(output.shape),
+                    "parameters": output.parameters,
+                    "data": ndarray_to_json(output.name, output.data, output.datatype),
+                }
+                for output in response.outputs
+            ],
+        }
+    )
+
+
+# -- KServe v1 ---------------------------------------------------------------------------------
+
+
+def request_from_v1(name: str, payload: Mapping[str, Any]) -> InferRequest:
+    """KServe v1 `instances` (or `inputs`, which wins, as in KServe) as one untyped tensor."""
+    rows = payload["inputs"] if payload.get("inputs") is not None else payload.get("instances")
+    if rows is None:
+        raise InvalidInput('request needs "instances" or "inputs"')
+    if not isinstance(rows, list):
+        raise InvalidInput('Expected "instances" to be a list')
+    if not rows:
+        raise InvalidInput('"instances" is empty')
+    return InferRequest(
+        model_name=name,
+        model_version=None,
+        id=new_id(),
+        inputs=[tensor_from_rows(rows)],
+        cast_inputs=True,
+    )
+
+
+def response_to_v1(response: InferResponse) -> bytes:
+    """`{"predictions": [...]}`: the first output, nested in its shape, as KServe answers."""
+    if not response.outputs:
+        return dumps({"predictions": []})
+    first = response.outputs[0]
+    flat = ndarray_to_json(first.name, first.data, first.datatype)
+    if isinstance(flat, np.ndarray):
+        return dumps({"predictions": flat.reshape(first.shape)})
+    return dumps({"predictions": np.asarray(flat, dtype=object).reshape(first.shape).tolist()})

@@ -1,0 +1,177 @@
+"""The one data plane under every front-end: health, metadata, inference, repository.
+
+REST blueprints and gRPC servicers call these methods with internal types and get internal types
+back; readiness checks, statistics and error wrapping happen here once, so no front-end can
+forget them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from app.binding import bind_inputs, output_names
+from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
+from app.codec.tensors import as_bytes_array
+from app.errors import ModelFailed, ModelportError
+from app.manager import ModelEntry, ModelManager
+from app.model import Model
+from app.stats import StatsRegistry
+from app.types import InferRequest, InferResponse, ModelMetadata, ServerMetadata, Tensor
+
+log = logging.getLogger("modelport.dataplane")
+
+#: Triton extension names for what Modelport actually serves (reference §2.3).
+EXTENSIONS = ("model_repository", "statistics", "parameters")
+
+
+class DataPlane:
+    """Protocol-neutral operations on the models of one `ModelManager`."""
+
+    def __init__(self, manager: ModelManager, server_name: str, server_version: str) -> None:
+        self.manager = manager
+        self.stats = StatsRegistry()
+        self._server = ServerMetadata(server_name, server_version, EXTENSIONS)
+
+    # -- server ------------------------------------------------------------------------------
+
+    def live(self) -> bool:
+        """The process answers: always true while it can run this code."""
+        return True
+
+    def ready(self) -> bool:
+        """Initial loading is over (failed models are reported per model)."""
+        return self.manager.ready()
+
+    def server_metadata(self) -> ServerMetadata:
+        """Name, version and extensions of this server."""
+        return self._server
+
+    # -- models ------------------------------------------------------------------------------
+
+    def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
+        """Metadata of a ready model version.
+
+        Raises `ModelNotFound` or `ModelUnavailable` (metadata comes from the loaded model).
+        """
+        model = self.manager.get(name, version)
+        entry = self.manager.entry(name, version)
+        versions = (
+            (entry.version,)
+            if version
+            else tuple(e.version for e in self.manager.entries(name) if e.ready)
+        )
+        return ModelMetadata(
+            name=model.name,
+            versions=versions,
+            platform=model.platform,
+            inputs=tuple(model.inputs),
+            outputs=tuple(model.outputs),
+        )
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        """Whether a model version can serve; raises `ModelNotFound` for an unknown one."""
+        return self.manager.entry(name, version).ready
+
+    def model_entry(self, name: str, version: str | None = None) -> ModelEntry:
+        """The manager's entry for a model version; raises `ModelNotFound`."""
+        return self.manager.entry(name, version)
+
+    def model(self, name: str, version: str | None = None) -> Model:
+        """The ready model serving `name`; raises `ModelNotFound` or `ModelUnavailable`."""
+        return self.manager.get(name, version)
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def infer(self, request: InferRequest) -> InferResponse:
+        """Run one inference request through its model.
+
+        Raises `ModelNotFound`, `ModelUnavailable`, `InvalidInput`, or `ModelFailed` when the
+        model itself raised (its traceback goes to the log, its message to the client).
+        """
+        started = time.perf_counter_ns()
+        model = self.manager.get(request.model_name, request.model_version)
+        inputs = bind_inputs(model, request)
+        names = output_names(model, request)
+        infer_started = time.perf_counter_ns()
+        try:
+            result = model.predict_outputs(inputs, request.parameters, names or ())
+        except ModelportError:
+            self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
+            raise
+        except Exception as exc:
+            self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
+            log.exception("model '%s' version '%s' raised", model.name, model.version)
+            raise ModelFailed(
+                f"model '{model.name}' failed: {exc}"
+                if str(exc)
+                else f"model '{model.name}' failed: {type(exc).__name__}"
+            ) from exc
+        infer_ns = time.perf_counter_ns() - infer_started
+        outputs = self._outputs(model, result, names)
+        self.stats.record_success(
+            model.name,
+            model.version,
+            _batch_size(inputs),
+            time.perf_counter_ns() - started,
+            infer_ns,
+        )
+        return InferResponse(
+            model_name=model.name,
+            model_version=model.version,
+            id=request.id,
+            outputs=outputs,
+        )
+
+    def _outputs(
+        self, model: Model, result: Mapping[str, object], names: list[str] | None
+    ) -> list[Tensor]:
+        if not isinstance(result, Mapping):
+            raise ModelFailed(f"model '{model.name}' returned {type(result).__name__}, not a dict")
+        specs = {spec.name: spec for spec in model.outputs}
+        outputs: list[Tensor] = []
+        for name in names if names is not None else list(result):
+            if name not in result:
+                raise ModelFailed(f"model '{model.name}' returned no output '{name}'")
+            data = np.asarray(result[name])
+            spec = specs.get(name)
+            try:
+                if spec is not None:
+                    datatype = spec.datatype
+                    data = (
+                        as_bytes_array(data)
+                        if datatype == "BYTES"
+                        else data.astype(dtype_from_datatype(datatype), copy=False)
+                    )
+                else:
+                    datatype = datatype_from_dtype(data.dtype)
+                    if datatype == "BYTES" and data.dtype.kind != "O":
+                        data = as_bytes_array(data)
+            except (ValueError, TypeError, ModelportError) as exc:
+                raise ModelFailed(
+                    f"model '{model.name}' output '{name}' cannot be sent: {exc}"
+                ) from exc
+            outputs.append(Tensor(name, datatype, data))
+        return outputs
+
+    # -- repository --------------------------------------------------------------------------
+
+    def repository_index(self, ready_only: bool = False) -> list[ModelEntry]:
+        """Every configured model version with its state (Triton's repository index)."""
+        return [e for e in self.manager.entries() if e.ready or not ready_only]
+
+    def load_model(self, name: str) -> None:
+        """Load or reload a model; raises `ModelNotFound` or `ModelUnavailable`."""
+        self.manager.load(name)
+
+    def unload_model(self, name: str) -> None:
+        """Unload a model; raises `ModelNotFound`."""
+        self.manager.unload(name)
+
+
+def _batch_size(inputs: Mapping[str, np.ndarray]) -> int:
+    first = next(iter(inputs.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim else 1

@@ -1,0 +1,224 @@
+"""The model manager: mounts every configured model version and tracks its state.
+
+One manager per process (per gunicorn worker). Lookups are lock-free reads of a dict that is only
+ever replaced whole; loads, reloads and unloads hold a lock so two of them never interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from app.errors import ModelNotFound, ModelUnavailable
+from app.model import Model
+from app.runtimes import RUNTIME_CLASSES, import_class
+from config.settings import ModelSettings, Settings
+
+log = logging.getLogger("modelport.manager")
+
+
+class ModelState(StrEnum):
+    """Model version states, in Triton's repository-index words."""
+
+    LOADING = "LOADING"
+    READY = "READY"
+    UNAVAILABLE = "UNAVAILABLE"  # failed to load, or unloaded: `reason` says which
+    UNLOADING = "UNLOADING"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One configured model version: its settings, state, and the loaded model when ready."""
+
+    settings: ModelSettings
+    state: ModelState
+    reason: str = ""
+    model: Model | None = None
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.settings.name
+
+    @property
+    def version(self) -> str:
+        """The model's version string."""
+        return self.settings.version
+
+    @property
+    def ready(self) -> bool:
+        """True when requests can be served."""
+        return self.state is ModelState.READY and self.model is not None
+
+
+def version_key(version: str) -> tuple[int, int, str]:
+    """Sort key that orders numeric versions numerically, before any non-numeric ones."""
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)
+
+
+def instantiate(settings: ModelSettings) -> Model:
+    """Build and load the model an entry describes, with the config's metadata on top.
+
+    Raises whatever the runtime raises: the caller records it as the model's failure.
+    """
+    if settings.error:
+        raise ValueError(settings.error)
+    if settings.runtime == "python":
+        if settings.path is not None and str(settings.path) not in sys.path:
+            sys.path.insert(0, str(settings.path))
+        cls = import_class(settings.class_path or "")
+    else:
+        cls = import_class(RUNTIME_CLASSES[settings.runtime])
+    model = cls(settings)
+    model.load()
+    if settings.inputs is not None:
+        model.inputs = list(settings.inputs)
+    if settings.outputs is not None:
+        model.outputs = list(settings.outputs)
+        declared = {spec.name for spec in model.outputs}
+        if model.default_outputs is not None:
+            model.default_outputs = [n for n in model.default_outputs if n in declared] or None
+    if settings.features is not None:
+        model.features = list(settings.features)
+    return model
+
+
+class ModelManager:
+    """Mounts the models of a `Settings` and answers which version serves a request."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._lock = threading.RLock()
+        self._entries: dict[str, dict[str, ModelEntry]] = {}
+        self._configured: dict[str, list[ModelSettings]] = {}
+        for model_settings in settings.models:
+            self._configured.setdefault(model_settings.name, []).append(model_settings)
+            self._set(ModelEntry(model_settings, ModelState.LOADING, "not loaded yet"))
+
+    def load_all(self) -> None:
+        """Load every configured model; a failure is logged and recorded, never raised."""
+        for settings_list in list(self._configured.values()):
+            for model_settings in settings_list:
+                self._load_one(model_settings)
+
+    def _set(self, entry: ModelEntry) -> None:
+        with self._lock:
+            versions = dict(self._entries.get(entry.name, {}))
+            versions[entry.version] = entry
+            ordered = dict(sorted(versions.items(), key=lambda item: version_key(item[0])))
+            self._entries = {**self._entries, entry.name: ordered}
+
+    def _load_one(self, settings: ModelSettings) -> ModelEntry:
+        try:
+            model = instantiate(settings)
+        except Exception as exc:  # any failure of user code marks the model, never the server
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.error(
+                "model '%s' version '%s' failed to load: %s",
+                settings.name,
+                settings.version,
+                reason,
+                exc_info=not settings.error,
+            )
+            entry = ModelEntry(settings, ModelState.UNAVAILABLE, f"failed to load: {reason}")
+        else:
+            log.info("model '%s' version '%s' is ready", settings.name, settings.version)
+            entry = ModelEntry(settings, ModelState.READY, "", model)
+        self._set(entry)
+        return entry
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Every configured model name, in configuration order."""
+        return list(self._entries)
+
+    def entries(self, name: str | None = None) -> list[ModelEntry]:
+        """Every version entry (of one model, or of all), oldest version first."""
+        entries = self._entries
+        if name is not None:
+            return list(self._versions(name).values())
+        return [entry for versions in entries.values() for entry in versions.values()]
+
+    def _versions(self, name: str) -> dict[str, ModelEntry]:
+        versions = self._entries.get(name)
+        if not versions:
+            raise ModelNotFound(f"model '{name}' not found")
+        return versions
+
+    def entry(self, name: str, version: str | None = None) -> ModelEntry:
+        """The entry serving `name` at `version` (None or "" = the latest configured version).
+
+        Raises `ModelNotFound` for an unknown name or version.
+        """
+        versions = self._versions(name)
+        if not version:
+            return next(reversed(versions.values()))
+        try:
+            return versions[version]
+        except KeyError:
+            raise ModelNotFound(f"model '{name}' version '{version}' not found") from None
+
+    def get(self, name: str, version: str | None = None) -> Model:
+        """The ready model that serves a request.
+
+        Raises `ModelNotFound`, or `ModelUnavailable` when it is loading, unloaded or failed.
+        """
+        entry = self.entry(name, version)
+        if entry.model is None or entry.state is not ModelState.READY:
+            raise ModelUnavailable(
+                f"model '{name}' version '{entry.version}' is not ready"
+                + (f" ({entry.reason})" if entry.reason else "")
+            )
+        return entry.model
+
+    def ready(self) -> bool:
+        """True once no model is loading: failed models are reported per model, not here."""
+        return all(entry.state is not ModelState.LOADING for entry in self.entries())
+
+    # -- repository control ---------------------------------------------------------------
+
+    def load(self, name: str) -> list[ModelEntry]:
+        """Load, or reload, every configured version of `name` (repository extension).
+
+        Raises `ModelNotFound` for a name the configuration does not have, and
+        `ModelUnavailable` when a version fails to load.
+        """
+        with self._lock:
+            settings_list = self._configured.get(name)
+            if not settings_list:
+                raise ModelNotFound(f"model '{name}' not found")
+            entries = [self._load_one(settings) for settings in settings_list]
+        failed = [entry for entry in entries if not entry.ready]
+        if failed:
+            raise ModelUnavailable(
+                f"model '{name}' version '{failed[0].version}' {failed[0].reason}"
+            )
+        return entries
+
+    def unload(self, name: str) -> None:
+        """Unload every version of `name`; requests then get 503 until it is loaded again.
+
+        Raises `ModelNotFound` for an unknown name.
+        """
+        with self._lock:
+            for entry in self._versions(name).values():
+                self._set(ModelEntry(entry.settings, ModelState.UNAVAILABLE, "unloaded"))
+
+    def mount(self, models: Iterable[ModelSettings]) -> None:
+        """Replace the configured model set (config reload): new ones load, removed ones go."""
+        with self._lock:
+            configured: dict[str, list[ModelSettings]] = {}
+            for model_settings in models:
+                configured.setdefault(model_settings.name, []).append(model_settings)
+            for name in set(self._entries) - set(configured):
+                self._entries = {k: v for k, v in self._entries.items() if k != name}
+            self._configured = configured
+            for settings_list in configured.values():
+                for model_settings in settings_list:
+                    current = self._entries.get(model_settings.name, {}).get(model_settings.version)
+                    if current is None or current.settings != model_settings:
+                        self._load_one(model_settings)

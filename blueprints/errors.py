@@ -1,0 +1,70 @@
+"""App-wide JSON error handlers: every failure, routing 404/405 included, is `{"error": ...}`.
+
+Registered on the app, not a blueprint, because routing errors never reach blueprint handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from app.codec.rest import dumps
+from app.errors import ModelportError, UnsupportedMediaType
+
+log = logging.getLogger("modelport.http")
+
+
+def error_body(status: int, code: str, message: str, details: dict | None = None) -> bytes:
+    """The error body in the configured form (`oip` or `detailed`)."""
+    settings = current_app.extensions["modelport"].settings
+    if settings.server.errors == "detailed":
+        return dumps({"error": {"code": code, "message": message, "details": details or {}}})
+    return dumps({"error": message})
+
+
+def _response(status: int, body: bytes) -> Response:
+    return Response(body, status=status, mimetype="application/json")
+
+
+def handle_modelport_error(exc: ModelportError) -> Response:
+    """The DESIGN §5 row of the exception, with its message; 5xx also go to the log."""
+    if exc.http_status >= 500:
+        log.error("%s %s -> %d: %s", request.method, request.path, exc.http_status, exc.message)
+    response = _response(
+        exc.http_status, error_body(exc.http_status, exc.code, exc.message, exc.details)
+    )
+    if isinstance(exc, UnsupportedMediaType):
+        response.headers["Accept-Encoding"] = "gzip, deflate"
+    return response
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    """Werkzeug's own errors (404, 405, 413...) as JSON, keeping their headers (Allow)."""
+    status = exc.code or 500
+    message = {
+        404: f"no route for {request.method} {request.path}",
+        405: f"method {request.method} is not allowed for {request.path}",
+        413: "request body is larger than limits.max_request_bytes",
+    }.get(status, exc.description or exc.name)
+    response = _response(
+        status, error_body(status, (exc.name or "error").lower().replace(" ", "_"), message)
+    )
+    for key, value in exc.get_headers():
+        if key.lower() != "content-type":
+            response.headers[key] = value
+    return response
+
+
+def handle_unexpected(exc: Exception) -> Response:
+    """Anything unplanned: a 500 without internals for the client, the traceback in the log."""
+    log.exception("%s %s failed", request.method, request.path)
+    return _response(500, error_body(500, "internal", "internal server error"))
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers on the app."""
+    app.register_error_handler(ModelportError, handle_modelport_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,116 @@
+"""Open Inference Protocol REST (KServe v2 / Triton), with the MLRun request forms."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from app.codec import rest as codec
+from app.errors import InvalidInput, ModelUnavailable
+from blueprints import schemas
+from blueprints.common import dataplane, json_response, raw_json_response, read_json
+
+bp = Blueprint("v2", __name__)
+
+
+def _model_routes(rule: str, **options: object):
+    """Register a view on `/v2/models/<name>{rule}` and its `/versions/<version>` twin."""
+
+    def decorator(view):
+        bp.add_url_rule(f"/v2/models/<name>{rule}", view_func=view, **options)
+        bp.add_url_rule(
+            f"/v2/models/<name>/versions/<version>{rule}",
+            endpoint=f"{view.__name__}_versioned",
+            view_func=view,
+            **options,
+        )
+        return view
+
+    return decorator
+
+
+@bp.get("/v2")
+def server_metadata() -> Response:
+    """Server name, version and extensions."""
+    return json_response(dataplane().server_metadata().to_dict())
+
+
+@bp.get("/v2/health")
+def health() -> Response:
+    """MLRun's health route: the server metadata, with liveness and readiness."""
+    plane = dataplane()
+    return json_response(
+        {**plane.server_metadata().to_dict(), "live": True, "ready": plane.ready()}
+    )
+
+
+@bp.get("/v2/health/live")
+def live() -> Response:
+    """200 `{"live": true}` while the process answers."""
+    return json_response({"live": dataplane().live()})
+
+
+@bp.get("/v2/health/ready")
+def ready() -> Response:
+    """200 `{"ready": true}` once loading is over, else 503."""
+    if not dataplane().ready():
+        raise ModelUnavailable("server is not ready: models are still loading")
+    return json_response({"ready": True})
+
+
+@bp.get("/v2/models")
+def list_models() -> Response:
+    """MLRun and KServe's model list: every name, and `name:version` for every version."""
+    entries = dataplane().repository_index()
+    names = list(dict.fromkeys(entry.name for entry in entries))
+    return json_response({"models": names + [f"{e.name}:{e.version}" for e in entries]})
+
+
+@_model_routes("", methods=["GET"])
+def model_metadata(name: str, version: str | None = None) -> Response:
+    """Model metadata: inputs, outputs, platform, versions."""
+    return json_response(dataplane().model_metadata(name, version).to_dict())
+
+
+@_model_routes("/ready", methods=["GET"])
+def model_ready(name: str, version: str | None = None) -> Response:
+    """200 `{"name", "ready": true}`; 503 when not ready, 404 when unknown."""
+    plane = dataplane()
+    if not plane.model_ready(name, version):
+        plane.model(name, version)  # raises the 503 that says why
+    return json_response({"name": name, "ready": True})
+
+
+@_model_routes("/infer", methods=["POST"])
+@_model_routes("/predict", methods=["POST"])
+def infer(name: str, version: str | None = None) -> Response:
+    """Inference with OIP tensors, or MLRun plain rows in `inputs`."""
+    payload = schemas.load(schemas.INFER_REQUEST, read_json())
+    inputs = payload["inputs"]
+    if codec.is_tensor_form(inputs):
+        tensors = [codec.tensor_from_json(t) for t in schemas.load(schemas.INPUT_TENSORS, inputs)]
+        request = codec.request_from_v2(name, version, payload, tensors)
+    else:
+        if not inputs:
+            raise InvalidInput("'inputs' is empty")
+        if any(isinstance(row, dict) for row in inputs):
+            raise InvalidInput("'inputs' mixes tensors and plain rows")
+        request = codec.request_from_v2(name, version, payload, [codec.tensor_from_rows(inputs)])
+        request.cast_inputs = True
+    return raw_json_response(codec.response_to_v2(dataplane().infer(request)))
+
+
+@_model_routes("/infer_dict", methods=["POST"])
+@_model_routes("/predict_dict", methods=["POST"])
+def infer_dict(name: str, version: str | None = None) -> Response:
+    """MLRun's `infer_dict`: rows of `{feature: value}` in the model's declared feature order."""
+    payload = schemas.load(schemas.INFER_DICT_REQUEST, read_json())
+    plane = dataplane()
+    model = plane.model(name, version)
+    if not model.features:
+        raise InvalidInput(
+            f"model '{name}' declares no feature order; add 'features:' to its config entry"
+        )
+    tensor = codec.tensor_from_records(payload["inputs"], model.features)
+    request = codec.request_from_v2(name, version, payload, [tensor])
+    request.cast_inputs = True
+    return raw_json_response(codec.response_to_v2(plane.infer(request)))

@@ -1,0 +1,136 @@
+"""marshmallow schemas of the configuration file (DESIGN §2): unknown keys are errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from app.codec.datatypes import DATATYPES
+
+RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx", "python")
+_PORT = validate.Range(min=0, max=65535)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class TensorSchema(_Strict):
+    name = fields.String(required=True, metadata={"description": "input or output name"})
+    datatype = fields.String(
+        required=True, validate=validate.OneOf(sorted(DATATYPES)), metadata={"description": "OIP"}
+    )
+    shape = fields.List(
+        fields.Integer(validate=validate.Range(min=-1)),
+        required=True,
+        metadata={"description": "-1 marks a variable dimension"},
+    )
+
+
+class ExplainSchema(_Strict):
+    background = fields.String(metadata={"description": ".npy or CSV rows of background data"})
+    samples = fields.Integer(
+        load_default=256,
+        validate=validate.Range(min=1),
+        metadata={"description": "model evaluations a model-agnostic explainer may spend"},
+    )
+    time_limit_ms = fields.Float(
+        load_default=5000.0,
+        validate=validate.Range(min=1),
+        metadata={"description": "a model-agnostic explanation gives up (400) after this long"},
+    )
+
+
+class ModelSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.\-]+$"))
+    version = fields.String(
+        load_default="1",
+        validate=validate.Regexp(r"^[A-Za-z0-9_.\-]+$"),
+        metadata={"description": "several entries with one name = several versions"},
+    )
+    runtime = fields.String(required=True, validate=validate.OneOf(RUNTIMES))
+    uri = fields.String(metadata={"description": "model file, relative to the config file"})
+    class_ = fields.String(
+        data_key="class",
+        validate=validate.Regexp(r"^[\w.]+:\w+$", error="must be 'module:Class'"),
+        metadata={"description": "runtime python: the user's Model subclass"},
+    )
+    path = fields.String(metadata={"description": "folder added to sys.path for `class`"})
+    inputs = fields.List(fields.Nested(TensorSchema), metadata={"description": "overrides"})
+    outputs = fields.List(fields.Nested(TensorSchema), metadata={"description": "overrides"})
+    features = fields.List(
+        fields.String(), metadata={"description": "feature order of the first input (infer_dict)"}
+    )
+    max_batch_size = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    batch_delay_ms = fields.Float(load_default=2.0, validate=validate.Range(min=0))
+    parameters = fields.Dict(
+        keys=fields.String(), load_default=dict, metadata={"description": "free-form, for load()"}
+    )
+    explain = fields.Nested(ExplainSchema, metadata={"description": "explainer settings"})
+
+    @validates_schema
+    def _runtime_needs(self, data: dict[str, Any], **_: Any) -> None:
+        if data["runtime"] == "python" and "class_" not in data:
+            raise ValidationError("runtime 'python' needs 'class: module:Class'", "class")
+        if data["runtime"] != "python" and "uri" not in data:
+            raise ValidationError(f"runtime '{data['runtime']}' needs 'uri'", "uri")
+
+
+class HttpSchema(_Strict):
+    host = fields.String(load_default="0.0.0.0")
+    port = fields.Integer(load_default=8080, validate=_PORT)
+
+
+class GrpcSchema(_Strict):
+    port = fields.Integer(load_default=8081, validate=_PORT)
+
+
+class OmiSchema(_Strict):
+    model = fields.String(load_default=None, allow_none=True)
+    port = fields.Integer(load_default=45000, validate=_PORT)
+    require_auth = fields.Boolean(load_default=True)
+    allow_shutdown = fields.Boolean(load_default=False)
+
+
+class AuthSchema(_Strict):
+    bearer_tokens = fields.List(fields.String(), load_default=list)
+    api_keys = fields.List(fields.String(), load_default=list)
+
+
+class LimitsSchema(_Strict):
+    max_request_bytes = fields.Integer(
+        load_default=64 * 1024 * 1024, validate=validate.Range(min=1024)
+    )
+    data_roots = fields.List(fields.String(), load_default=list)
+
+
+class ServerSchema(_Strict):
+    name = fields.String(load_default="modelport")
+    http = fields.Nested(HttpSchema, load_default=lambda: HttpSchema().load({}))
+    grpc = fields.Nested(GrpcSchema, load_default=lambda: GrpcSchema().load({}))
+    omi = fields.Nested(OmiSchema, load_default=lambda: OmiSchema().load({}))
+    auth = fields.Nested(AuthSchema, load_default=None, allow_none=True)
+    limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
+    errors = fields.String(load_default="oip", validate=validate.OneOf(["oip", "detailed"]))
+
+
+class TopSchema(_Strict):
+    server = fields.Raw(load_default=dict)
+    models = fields.List(fields.Raw(), load_default=list)
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> list[str]:
+    """marshmallow's nested error dict as `key.path: message` lines."""
+    if isinstance(messages, dict):
+        lines: list[str] = []
+        for key, value in messages.items():
+            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            lines.extend(flatten_messages(value, name))
+        return lines
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {m}" if prefix else m for m in messages]
+    if isinstance(messages, list):
+        return [line for m in messages for line in flatten_messages(m, prefix)]
+    return [f"{prefix}: {messages}"]

@@ -1,0 +1,240 @@
+"""Load and validate the configuration file into frozen settings (DESIGN §2).
+
+`load_settings` is a pure function of a path and an environment, so tests pass a dict. A problem in
+the `server` section stops the server (it cannot know what to serve); a problem in one model entry
+only marks that model as failed, by name, and the others serve.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import ValidationError
+
+from app.types import TensorSpec
+from config.interpolate import InterpolationError, interpolate
+from config.schemas import ModelSchema, ServerSchema, TopSchema, flatten_messages
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "models.yaml"
+_MODEL_SCHEMA = ModelSchema()
+_SERVER_SCHEMA = ServerSchema()
+_TOP_SCHEMA = TopSchema()
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be read, or its server section is invalid."""
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """How a model is explained (issue: explanations)."""
+
+    background: Path | None = None  # .npy or CSV rows the explainer compares against
+    samples: int = 256  # model evaluations a model-agnostic explainer may spend
+    time_limit_ms: float = 5000.0  # a model-agnostic explanation gives up after this long
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """One `models:` entry: what to load, how, and what it declares."""
+
+    name: str
+    version: str = "1"  # several entries with one name are several versions
+    runtime: str = "python"  # sklearn | xgboost | lightgbm | onnx | python
+    uri: Path | None = None  # model file, resolved against the config file's folder
+    class_path: str | None = None  # runtime python: "module:Class"
+    path: Path | None = None  # folder added to sys.path before importing class_path
+    inputs: tuple[TensorSpec, ...] | None = None  # overrides what the runtime reads
+    outputs: tuple[TensorSpec, ...] | None = None
+    features: tuple[str, ...] | None = None  # feature order of the first input (infer_dict)
+    max_batch_size: int = 0  # 0 = no dynamic batching
+    batch_delay_ms: float = 2.0  # how long a batch waits for company
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # free-form, for load()
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
+    error: str | None = None  # why this entry could not be read; the model is then FAILED
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "0.0.0.0"  # gunicorn binds here unless told otherwise
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class GrpcSettings:
+    port: int = 8081  # 0 = no gRPC sidecar
+
+
+@dataclass(frozen=True)
+class OmiSettings:
+    model: str | None = None  # the model OMI serves; None = the first configured model
+    port: int = 45000  # Chassis's own port, served too; 0 = OMI only on grpc.port
+    require_auth: bool = True  # with auth configured; False lets the stock client in
+    allow_shutdown: bool = False  # Shutdown without credentials
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    bearer_tokens: tuple[str, ...] = ()  # accepted `Authorization: Bearer` values
+    api_keys: tuple[str, ...] = ()  # accepted `X-API-Key` values
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    max_request_bytes: int = 64 * 1024 * 1024  # body limit, compressed and decompressed
+    data_roots: tuple[Path, ...] = ()  # folders a data_url may read from; empty = off
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    name: str = "modelport"  # GET /v2 and GET / report it
+    http: HttpSettings = field(default_factory=HttpSettings)
+    grpc: GrpcSettings = field(default_factory=GrpcSettings)
+    omi: OmiSettings = field(default_factory=OmiSettings)
+    auth: AuthSettings | None = None  # None = open
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    errors: str = "oip"  # oip: {"error": msg} | detailed: {"error": {code, message, details}}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration: the server, and every model entry (broken ones included)."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    models: tuple[ModelSettings, ...] = ()
+    source: Path | None = None  # the file these settings came from
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The configuration file to use: `MODELPORT_CONFIG`, or the bundled examples."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("MODELPORT_CONFIG")
+    return Path(value) if value else DEFAULT_CONFIG
+
+
+def load_settings(
+    path: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, interpolate and validate a configuration file.
+
+    Raises `ConfigError` when the file is missing or unreadable, or the server section is wrong;
+    a broken model entry is returned with its `error` set instead.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    path = Path(path) if path is not None else config_path(environ)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config file '{path}' cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
+    return settings_from_dict(raw if raw is not None else {}, path.resolve().parent, environ, path)
+
+
+def settings_from_dict(
+    raw: Any, base: Path, environ: Mapping[str, str], source: Path | None = None
+) -> Settings:
+    """Validate an already parsed configuration tree; paths resolve against `base`."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config: the top level must be a mapping with 'server' and 'models'")
+    try:
+        top = _TOP_SCHEMA.load(raw)
+        server_raw = interpolate(top["server"], environ, "server")
+        server = _server(_SERVER_SCHEMA.load(server_raw), base)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(flatten_messages(exc.messages, "server"))) from None
+    except InterpolationError as exc:
+        raise ConfigError(str(exc)) from None
+    models: list[ModelSettings] = []
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(top["models"]):
+        model = _model(entry, index, base, environ)
+        key = (model.name, model.version)
+        if key in seen and model.error is None:
+            model = ModelSettings(
+                name=model.name,
+                version=model.version,
+                error=f"model '{model.name}' version '{model.version}' is configured twice",
+            )
+        seen.add(key)
+        models.append(model)
+    return Settings(server=server, models=tuple(models), source=source)
+
+
+def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> ModelSettings:
+    where = f"models[{index}]"
+    name = entry.get("name") if isinstance(entry, dict) else None
+    name = name if isinstance(name, str) and name else where
+    version = entry.get("version") if isinstance(entry, dict) else None
+    version = str(version) if isinstance(version, str | int) else "1"
+    if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+        entry = {**entry, "version": str(entry["version"])}
+    try:
+        data = _MODEL_SCHEMA.load(interpolate(entry, environ, where))
+    except InterpolationError as exc:
+        return ModelSettings(name=name, version=version, error=str(exc))
+    except ValidationError as exc:
+        return ModelSettings(
+            name=name, version=version, error="; ".join(flatten_messages(exc.messages, where))
+        )
+    explain = data.get("explain") or {}
+    return ModelSettings(
+        name=data["name"],
+        version=data["version"],
+        runtime=data["runtime"],
+        uri=_resolve(base, data.get("uri")),
+        class_path=data.get("class_"),
+        path=_resolve(base, data.get("path")),
+        inputs=_specs(data.get("inputs")),
+        outputs=_specs(data.get("outputs")),
+        features=tuple(data["features"]) if data.get("features") else None,
+        max_batch_size=data["max_batch_size"],
+        batch_delay_ms=data["batch_delay_ms"],
+        parameters=dict(data["parameters"]),
+        explain=ExplainSettings(
+            background=_resolve(base, explain.get("background")),
+            samples=explain.get("samples", 256),
+            time_limit_ms=explain.get("time_limit_ms", 5000.0),
+        ),
+    )
+
+
+def _server(data: dict[str, Any], base: Path) -> ServerSettings:
+    auth = data["auth"]
+    limits = data["limits"]
+    return ServerSettings(
+        name=data["name"],
+        http=HttpSettings(**data["http"]),
+        grpc=GrpcSettings(**data["grpc"]),
+        omi=OmiSettings(**data["omi"]),
+        auth=None
+        if auth is None
+        else AuthSettings(
+            # An unset `${TOKEN:-}` gives "", which must never match an empty credential.
+            bearer_tokens=tuple(t for t in auth["bearer_tokens"] if t),
+            api_keys=tuple(k for k in auth["api_keys"] if k),
+        ),
+        limits=LimitsSettings(
+            max_request_bytes=limits["max_request_bytes"],
+            data_roots=tuple(_resolve(base, r) for r in limits["data_roots"]),  # type: ignore[misc]  # never None for a str
+        ),
+        errors=data["errors"],
+    )
+
+
+def _resolve(base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _specs(items: list[dict[str, Any]] | None) -> tuple[TensorSpec, ...] | None:
+    if items is None:
+        return None
+    return tuple(TensorSpec(i["name"], i["datatype"], tuple(i["shape"])) for i in items)

@@ -1,0 +1,19 @@
+"""gunicorn settings for `gunicorn wsgi:app`; environment variables override each default."""
+
+import os
+
+from config.settings import load_settings
+
+_server = load_settings().server
+
+# Bind where the config file says (server.http), unless MODELPORT_BIND says otherwise.
+bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port}")
+workers = int(os.environ.get("MODELPORT_WORKERS", "2"))
+worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("MODELPORT_THREADS", "8"))
+# Models load in each worker after the fork (never preload): the gRPC sidecar and native
+# runtimes must not be shared across fork().
+preload_app = False
+timeout = int(os.environ.get("MODELPORT_TIMEOUT", "120"))
+graceful_timeout = int(os.environ.get("MODELPORT_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
