@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
-from app.dataplane import DataPlane
-from app.jsonprovider import OrjsonProvider
-from app.manager import ModelManager
-from config.settings import Settings, load_settings
+if TYPE_CHECKING:  # the package stays light: `config.settings` imports `app.types`
+    from app.dataplane import DataPlane
+    from app.manager import ModelManager
+    from config.settings import Settings
 
 try:
     __version__ = metadata.version("modelport")
@@ -40,6 +40,12 @@ def create_app(
     instead of reading a file). The factory opens no sockets and starts no threads; the gRPC
     sidecar is started per worker by gunicorn's hooks.
     """
+    from app.dataplane import DataPlane
+    from app.jsonprovider import OrjsonProvider
+    from app.manager import ModelManager
+    from blueprints import errors, explain, repository, v1, v2
+    from config.settings import load_settings
+
     overrides = dict(overrides or {})
     settings = overrides.pop("settings", None) or load_settings(config_path)
     logging.getLogger("modelport").setLevel(logging.INFO)
@@ -53,8 +59,6 @@ def create_app(
     manager.load_all()
     dataplane = DataPlane(manager, settings.server.name, __version__)
     app.extensions["modelport"] = Modelport(settings, manager, dataplane)
-
-    from blueprints import errors, explain, repository, v1, v2
 
     errors.init_app(app)
     app.register_blueprint(v1.bp)

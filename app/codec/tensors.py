@@ -11,7 +11,7 @@ import base64
 import binascii
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -172,7 +172,9 @@ def _to_bytes(value: Any) -> bytes:
 
 def serialize_bytes_tensor(array: np.ndarray) -> bytes:
     """BYTES elements as the wire has them: uint32 little-endian length, then the bytes."""
-    flat = as_bytes_array(np.asarray(array, dtype=object).reshape(-1)) if array.size else []
+    flat: Iterable[bytes] = (
+        as_bytes_array(np.asarray(array, dtype=object).reshape(-1)) if array.size else ()
+    )
     parts: list[bytes] = []
     for item in flat:
         parts.append(_LENGTH.pack(len(item)))
@@ -237,4 +239,4 @@ def ndarray_to_buffer(array: np.ndarray, datatype: str) -> bytes | memoryview:
         return serialize_bytes_tensor(array)
     dtype = dtype_from_datatype(datatype)
     contiguous = np.ascontiguousarray(array, dtype=dtype)
-    return memoryview(contiguous).cast("B")
+    return memoryview(contiguous).cast("B")  # type: ignore[arg-type]  # ndarray is a buffer

@@ -1,0 +1,103 @@
+"""Purpose-built test models, in one module (not scattered through long test files)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from app.model import Model
+from app.types import TensorSpec
+
+
+class FailingModel(Model):
+    """Raises while predicting when its input holds a negative number; echoes otherwise."""
+
+    def load(self) -> None:
+        """Declare one FP32 input and output."""
+        self.inputs = [TensorSpec("x", "FP32", (-1,))]
+        self.outputs = [TensorSpec("y", "FP32", (-1,))]
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """Fail on demand, so one test can see a 500 followed by a success."""
+        x = inputs["x"]
+        if (x < 0).any():
+            raise RuntimeError("negative values are not allowed")
+        return {"y": x}
+
+
+class BrokenLoadModel(Model):
+    """A model whose load always raises: the server must keep serving the others."""
+
+    def load(self) -> None:
+        """Fail, the way a corrupt weight file would."""
+        raise OSError("weights are corrupt")
+
+
+class SlowModel(Model):
+    """Sleeps `parameters.delay_ms` (default 50 ms) per call; counts concurrent calls."""
+
+    active = 0
+    peak = 0
+    _lock = threading.Lock()
+
+    def load(self) -> None:
+        """Declare one FP32 input and output."""
+        self.inputs = [TensorSpec("x", "FP32", (-1,))]
+        self.outputs = [TensorSpec("y", "FP32", (-1,))]
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """Echo after a delay."""
+        cls = type(self)
+        with cls._lock:
+            cls.active += 1
+            cls.peak = max(cls.peak, cls.active)
+        try:
+            time.sleep(
+                float(parameters.get("delay_ms", self.parameters.get("delay_ms", 50))) / 1000
+            )
+        finally:
+            with cls._lock:
+                cls.active -= 1
+        return {"y": inputs["x"]}
+
+
+class MultiInputModel(Model):
+    """Two named inputs of different datatypes: names must match exactly."""
+
+    def load(self) -> None:
+        """Declare `a` (FP32 [-1, 2]) and `b` (INT32 [-1]); outputs their sums per row."""
+        self.inputs = [TensorSpec("a", "FP32", (-1, 2)), TensorSpec("b", "INT32", (-1,))]
+        self.outputs = [TensorSpec("total", "FP64", (-1,))]
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """Row sums of `a` plus `b`."""
+        return {"total": inputs["a"].sum(axis=1, dtype=np.float64) + inputs["b"]}
+
+
+class ParametersModel(Model):
+    """Returns the request parameters it was given, as one JSON BYTES element."""
+
+    def load(self) -> None:
+        """Accept any input."""
+        self.outputs = [TensorSpec("parameters", "BYTES", (1,))]
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """Echo the parameters so a test can see they passed through."""
+        import orjson
+
+        return {
+            "parameters": np.array(
+                [orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)], dtype=object
+            )
+        }

@@ -1,0 +1,132 @@
+"""Configuration loading: interpolation, validation by key path, relative paths, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.types import TensorSpec
+from config.interpolate import InterpolationError, interpolate
+from config.settings import DEFAULT_CONFIG, ConfigError, config_path, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_interpolation_reads_the_given_environment() -> None:
+    env = {"TOKEN": "s3cret"}
+    assert interpolate({"a": ["${TOKEN}", "x-${MISSING:-dflt}-y"]}, env) == {
+        "a": ["s3cret", "x-dflt-y"]
+    }
+    assert interpolate("${EMPTY:-}", {}) == ""
+
+
+def test_interpolation_names_the_unset_variable_and_key() -> None:
+    with pytest.raises(InterpolationError, match=r"server\.auth: .*'NOPE'"):
+        interpolate({"auth": "${NOPE}"}, {}, "server")
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: iris
+    runtime: sklearn
+    uri: sub/iris.joblib
+    inputs: [{name: x, datatype: FP32, shape: [-1, 4]}]
+""",
+    )
+    settings = load_settings(path, {})
+    assert settings.server.name == "modelport"
+    assert settings.server.http.port == 8080
+    assert settings.server.grpc.port == 8081
+    assert settings.server.omi.port == 45000
+    assert settings.server.auth is None
+    assert settings.server.limits.max_request_bytes == 64 * 1024 * 1024
+    (model,) = settings.models
+    assert model.error is None
+    assert model.version == "1"
+    assert model.uri == (tmp_path / "sub" / "iris.joblib").resolve()
+    assert model.inputs == (TensorSpec("x", "FP32", (-1, 4)),)
+
+
+def test_environment_fills_ports_and_tokens(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+server:
+  grpc: {port: "${GRPC:-9000}"}
+  auth: {bearer_tokens: ["${TOKEN}", "${UNSET:-}"]}
+""",
+    )
+    settings = load_settings(path, {"TOKEN": "abc"})
+    assert settings.server.grpc.port == 9000
+    assert settings.server.auth is not None
+    assert settings.server.auth.bearer_tokens == ("abc",)  # an empty token never matches
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("server: {grpc: {prot: 1}}", r"server\.grpc\.prot: Unknown field"),
+        ("server: {errors: loud}", r"server\.errors: Must be one of"),
+        ("server: {grpc: {port: 70000}}", r"server\.grpc\.port"),
+        ("server: {auth: {bearer_tokens: ['${TOKEN}']}}", r"'TOKEN' is not set"),
+        ("- just a list", r"top level must be a mapping"),
+        ("server: [", r"not valid YAML"),
+    ],
+)
+def test_server_section_errors_are_fatal_and_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text), {})
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_settings(tmp_path / "nope.yaml", {})
+
+
+def test_a_broken_model_entry_is_reported_by_name_and_the_others_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - {name: good, runtime: sklearn, uri: a.joblib}
+  - {name: typo, runtime: sklearn, uri: a.joblib, batch_size: 3}
+  - {name: noclass, runtime: python}
+  - {name: nouri, runtime: onnx}
+  - {name: wrong, runtime: tensorflow, uri: a}
+  - {name: good, runtime: sklearn, uri: b.joblib}
+  - {name: env, runtime: sklearn, uri: "${MODEL_DIR}/a.joblib"}
+""",
+    )
+    models = {(m.name, i): m for i, m in enumerate(load_settings(path, {}).models)}
+    errors = {name: m.error for (name, _), m in models.items()}
+    assert models[("good", 0)].error is None
+    assert "models[1].batch_size: Unknown field" in errors["typo"]
+    assert "needs 'class" in errors["noclass"]
+    assert "needs 'uri'" in errors["nouri"]
+    assert "models[4].runtime" in errors["wrong"]
+    assert "configured twice" in models[("good", 5)].error
+    assert "'MODEL_DIR' is not set" in errors["env"]
+
+
+def test_versions_may_be_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path, "models: [{name: m, version: 2, runtime: sklearn, uri: a}]")
+    assert load_settings(path, {}).models[0].version == "2"
+
+
+def test_config_path_comes_from_the_environment() -> None:
+    assert config_path({}) == DEFAULT_CONFIG
+    assert config_path({"MODELPORT_CONFIG": "/x/y.yaml"}) == Path("/x/y.yaml")
+
+
+def test_the_bundled_config_is_valid() -> None:
+    settings = load_settings(DEFAULT_CONFIG, {})
+    assert [m.error for m in settings.models if m.error] == []
+    assert {m.name for m in settings.models} >= {"iris", "iris-xgboost", "digits"}
