@@ -17,3 +17,6 @@ preload_app = False
 timeout = int(os.environ.get("MODELPORT_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("MODELPORT_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
+# gunicorn 27's control socket has one default path per user: several servers on one host
+# (tests, compose replicas sharing a home) would fight over it, and nothing here uses it.
+control_socket_disable = True

@@ -92,11 +92,23 @@ def _numeric_from_json(name: str, datatype: str, dtype: np.dtype, data: list) ->
         raise InvalidInput(f"input '{name}': data is not a regular array of {datatype} values")
     if dtype.kind in _INT_KINDS:
         if kind == "f":
-            raise InvalidInput(f"input '{name}': {datatype} data must be integers")
+            # numpy infers float64 for ints past int64 mixed with smaller ones ([0, 2**64-1]):
+            # only then look at the Python objects, so the common path stays vectorised.
+            return _wide_integers(name, datatype, dtype, data)
         info = np.iinfo(dtype)
         if kind != "b" and (array.min() < info.min or array.max() > info.max):
             raise InvalidInput(f"input '{name}': a value is out of range for {datatype}")
     return array.astype(dtype, copy=False)
+
+
+def _wide_integers(name: str, datatype: str, dtype: np.dtype, data: list) -> np.ndarray:
+    objects = np.asarray(data, dtype=object)
+    if not all(type(value) is int for value in objects.flat):
+        raise InvalidInput(f"input '{name}': {datatype} data must be integers")
+    try:
+        return objects.astype(dtype)
+    except (OverflowError, ValueError):
+        raise InvalidInput(f"input '{name}': a value is out of range for {datatype}") from None
 
 
 def _encoder(content_type: str | None):
