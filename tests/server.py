@@ -45,6 +45,7 @@ class GunicornServer:
             "MODELPORT_CONFIG": str(config),
             "MODELPORT_BIND": f"127.0.0.1:{self.http_port}",
             "MODELPORT_GRPC_PORT": str(self.grpc_port),
+            "MODELPORT_OMI_PORT": "0",
             "MODELPORT_WORKERS": str(workers),
             "MODELPORT_WORKER_CLASS": worker_class,
             **(env or {}),
