@@ -66,6 +66,7 @@ class GunicornServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()
                 raise RuntimeError(f"gunicorn exited early:\n{self.log()}")
             try:
                 if requests.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
