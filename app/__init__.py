@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -40,15 +39,16 @@ def create_app(
     instead of reading a file). The factory opens no sockets and starts no threads; the gRPC
     sidecar is started per worker by gunicorn's hooks.
     """
+    from app import logging as json_logging
     from app.dataplane import DataPlane
     from app.jsonprovider import OrjsonProvider
     from app.manager import ModelManager
-    from blueprints import errors, explain, repository, v1, v2
+    from blueprints import errors, explain, hooks, metrics, repository, v1, v2
     from config.settings import load_settings
 
     overrides = dict(overrides or {})
     settings = overrides.pop("settings", None) or load_settings(config_path)
-    logging.getLogger("modelport").setLevel(logging.INFO)
+    json_logging.configure()
 
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
@@ -61,8 +61,13 @@ def create_app(
     app.extensions["modelport"] = Modelport(settings, manager, dataplane)
 
     errors.init_app(app)
+    hooks.init_app(app)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(repository.bp)  # before v2: /v2/models/stats beats /v2/models/<name>
     app.register_blueprint(v2.bp)
     app.register_blueprint(explain.bp)
+    from blueprints import config_ext  # TEMP-GRPC-HELPER
+
+    app.register_blueprint(config_ext.bp)  # TEMP-GRPC-HELPER
     return app

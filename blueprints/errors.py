@@ -11,7 +11,7 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from app.codec.rest import dumps
-from app.errors import ModelportError, UnsupportedMediaType
+from app.errors import ModelportError, Unauthenticated, UnsupportedMediaType
 
 log = logging.getLogger("modelport.http")
 
@@ -37,6 +37,8 @@ def handle_modelport_error(exc: ModelportError) -> Response:
     )
     if isinstance(exc, UnsupportedMediaType):
         response.headers["Accept-Encoding"] = "gzip, deflate"
+    if isinstance(exc, Unauthenticated):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="modelport"'
     return response
 
 
