@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from typing import Any
 
+from flask import Blueprint, Response, current_app
+
+from app.codec import binary as binary_codec
 from app.codec import rest as codec
+from app.codec.data_url import read_data_url
 from app.errors import InvalidInput, ModelUnavailable
+from app.types import InferRequest
 from blueprints import schemas
-from blueprints.common import dataplane, json_response, raw_json_response, read_json
+from blueprints.common import (
+    dataplane,
+    infer_response,
+    json_response,
+    read_infer_body,
+    read_json,
+    request_limit,
+)
 
 bp = Blueprint("v2", __name__)
 
@@ -83,20 +95,49 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @_model_routes("/infer", methods=["POST"])
 @_model_routes("/predict", methods=["POST"])
 def infer(name: str, version: str | None = None) -> Response:
-    """Inference with OIP tensors, or MLRun plain rows in `inputs`."""
-    payload = schemas.load(schemas.INFER_REQUEST, read_json())
-    inputs = payload["inputs"]
-    if codec.is_tensor_form(inputs):
-        tensors = [codec.tensor_from_json(t) for t in schemas.load(schemas.INPUT_TENSORS, inputs)]
-        request = codec.request_from_v2(name, version, payload, tensors)
-    else:
-        if not inputs:
-            raise InvalidInput("'inputs' is empty")
-        if any(isinstance(row, dict) for row in inputs):
-            raise InvalidInput("'inputs' mixes tensors and plain rows")
-        request = codec.request_from_v2(name, version, payload, [codec.tensor_from_rows(inputs)])
+    """Inference with OIP tensors (JSON or binary), MLRun plain rows, or an MLRun `data_url`."""
+    payload, binary = read_infer_body()
+    request = _infer_request(name, version, payload, binary)
+    form = binary_codec.OutputForm.of(request)
+    return infer_response(*binary_codec.response_body(dataplane().infer(request), form))
+
+
+def _infer_request(
+    name: str, version: str | None, payload: Any, binary: memoryview | None
+) -> InferRequest:
+    """The internal request for any of the infer body's forms."""
+    if isinstance(payload, dict) and "data_url" in payload:
+        if "inputs" in payload:
+            raise InvalidInput("give either 'inputs' or 'data_url', not both")
+        _refuse_binary(binary, "a data_url")
+        envelope = schemas.load(schemas.INFER_REQUEST, {**payload, "inputs": []})
+        limits = current_app.extensions["modelport"].settings.server.limits
+        tensors = read_data_url(payload["data_url"], limits.data_roots, request_limit())
+        request = codec.request_from_v2(name, version, envelope, tensors)
         request.cast_inputs = True
-    return raw_json_response(codec.response_to_v2(dataplane().infer(request)))
+        return request
+    envelope = schemas.load(schemas.INFER_REQUEST, payload)
+    inputs = envelope["inputs"]
+    if codec.is_tensor_form(inputs):
+        items = schemas.load(schemas.INPUT_TENSORS, inputs)
+        tensors = binary_codec.input_tensors(items, binary)
+        return codec.request_from_v2(name, version, envelope, tensors)
+    if not inputs:
+        raise InvalidInput("'inputs' is empty")
+    if any(isinstance(row, dict) for row in inputs):
+        raise InvalidInput("'inputs' mixes tensors and plain rows")
+    _refuse_binary(binary, "plain rows")
+    request = codec.request_from_v2(name, version, envelope, [codec.tensor_from_rows(inputs)])
+    request.cast_inputs = True
+    return request
+
+
+def _refuse_binary(binary: memoryview | None, form: str) -> None:
+    if binary is not None and len(binary):
+        raise InvalidInput(
+            f"{len(binary)} bytes of binary data follow the JSON header, but a request "
+            f"with {form} has no binary inputs to read them"
+        )
 
 
 @_model_routes("/infer_dict", methods=["POST"])
@@ -113,4 +154,5 @@ def infer_dict(name: str, version: str | None = None) -> Response:
     tensor = codec.tensor_from_records(payload["inputs"], model.features)
     request = codec.request_from_v2(name, version, payload, [tensor])
     request.cast_inputs = True
-    return raw_json_response(codec.response_to_v2(plane.infer(request)))
+    form = binary_codec.OutputForm.of(request)
+    return infer_response(*binary_codec.response_body(plane.infer(request), form))

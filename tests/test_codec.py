@@ -135,6 +135,11 @@ def test_raw_buffers_round_trip_without_copy(datatype: str) -> None:
     assert not back.flags.owndata  # a view on the request bytes
 
 
+def test_empty_tensors_have_empty_buffers() -> None:
+    assert bytes(ndarray_to_buffer(np.zeros((0, 3), dtype=np.float32), "FP32")) == b""
+    assert ndarray_from_buffer("x", "FP32", (0, 3), b"").shape == (0, 3)
+
+
 def test_raw_buffer_size_must_match_shape() -> None:
     with pytest.raises(InvalidInput, match="needs 16 bytes, got 12"):
         ndarray_from_buffer("x", "FP32", (2, 2), b"\x00" * 12)

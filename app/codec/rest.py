@@ -117,26 +117,31 @@ def tensor_from_records(records: Any, features: Sequence[str]) -> Tensor:
     return tensor_from_rows(table)
 
 
+def output_to_v2(output: Tensor) -> dict[str, Any]:
+    """One OIP output with flat JSON `data` (numeric arrays go to orjson as they are)."""
+    return {
+        "name": output.name,
+        "datatype": output.datatype,
+        "shape": list(output.shape),
+        "parameters": output.parameters,
+        "data": ndarray_to_json(output.name, output.data, output.datatype),
+    }
+
+
+def response_envelope(response: InferResponse, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The OIP response object around already converted outputs (JSON or binary)."""
+    return {
+        "model_name": response.model_name,
+        "model_version": response.model_version,
+        "id": response.id,
+        "parameters": response.parameters,
+        "outputs": outputs,
+    }
+
+
 def response_to_v2(response: InferResponse) -> bytes:
     """The OIP JSON response body: outputs with flat `data`."""
-    return dumps(
-        {
-            "model_name": response.model_name,
-            "model_version": response.model_version,
-            "id": response.id,
-            "parameters": response.parameters,
-            "outputs": [
-                {
-                    "name": output.name,
-                    "datatype": output.datatype,
-                    "shape": list(output.shape),
-                    "parameters": output.parameters,
-                    "data": ndarray_to_json(output.name, output.data, output.datatype),
-                }
-                for output in response.outputs
-            ],
-        }
-    )
+    return dumps(response_envelope(response, [output_to_v2(o) for o in response.outputs]))
 
 
 # -- KServe v1 ---------------------------------------------------------------------------------

@@ -250,5 +250,7 @@ def ndarray_to_buffer(array: np.ndarray, datatype: str) -> bytes | memoryview:
     if datatype == "BYTES":
         return serialize_bytes_tensor(array)
     dtype = dtype_from_datatype(datatype)
+    if array.size == 0:
+        return b""  # an empty memoryview cannot be cast to bytes
     contiguous = np.ascontiguousarray(array, dtype=dtype)
     return memoryview(contiguous).cast("B")  # type: ignore[arg-type]  # ndarray is a buffer
