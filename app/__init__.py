@@ -67,7 +67,4 @@ def create_app(
     app.register_blueprint(repository.bp)  # before v2: /v2/models/stats beats /v2/models/<name>
     app.register_blueprint(v2.bp)
     app.register_blueprint(explain.bp)
-    from blueprints import config_ext  # TEMP-GRPC-HELPER
-
-    app.register_blueprint(config_ext.bp)  # TEMP-GRPC-HELPER
     return app
