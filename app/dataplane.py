@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from app import explaining
 from app.binding import bind_inputs, output_names
 from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
 from app.codec.tensors import as_bytes_array
@@ -70,6 +71,7 @@ class DataPlane:
             platform=model.platform,
             inputs=tuple(model.inputs),
             outputs=tuple(model.outputs),
+            explanation_outputs=tuple(explaining.explanation_specs(model)),
         )
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
@@ -156,6 +158,13 @@ class DataPlane:
                 ) from exc
             outputs.append(Tensor(name, datatype, data))
         return outputs
+
+    def explain(self, request: InferRequest) -> InferResponse:
+        """Predictions plus feature attributions (`app.explaining.explain` has the details).
+
+        Raises what `infer` raises, and `NotImplementedByModel` for a model that cannot explain.
+        """
+        return explaining.explain(self, request)
 
     # -- repository --------------------------------------------------------------------------
 

@@ -89,16 +89,25 @@ class ModelMetadata:
     platform: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    #: Tensors the explain routes answer next to `outputs`; empty when the model cannot explain.
+    explanation_outputs: tuple[TensorSpec, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The OIP REST `$metadata_model_response` object."""
-        return {
+        """The OIP REST `$metadata_model_response` object.
+
+        `explanation_outputs` is an extra key, sent only when there are some: OIP clients
+        (tritonclient included) ignore keys they do not know.
+        """
+        body = {
             "name": self.name,
             "versions": list(self.versions),
             "platform": self.platform,
             "inputs": [spec.to_dict() for spec in self.inputs],
             "outputs": [spec.to_dict() for spec in self.outputs],
         }
+        if self.explanation_outputs:
+            body["explanation_outputs"] = [spec.to_dict() for spec in self.explanation_outputs]
+        return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,12 +97,12 @@ def model_ready(name: str, version: str | None = None) -> Response:
 def infer(name: str, version: str | None = None) -> Response:
     """Inference with OIP tensors (JSON or binary), MLRun plain rows, or an MLRun `data_url`."""
     payload, binary = read_infer_body()
-    request = _infer_request(name, version, payload, binary)
+    request = infer_request(name, version, payload, binary)
     form = binary_codec.OutputForm.of(request)
     return infer_response(*binary_codec.response_body(dataplane().infer(request), form))
 
 
-def _infer_request(
+def infer_request(
     name: str, version: str | None, payload: Any, binary: memoryview | None
 ) -> InferRequest:
     """The internal request for any of the infer body's forms."""

@@ -34,7 +34,7 @@ class ExplainSchema(_Strict):
     samples = fields.Integer(
         load_default=256,
         validate=validate.Range(min=1),
-        metadata={"description": "model evaluations a model-agnostic explainer may spend"},
+        metadata={"description": "coalitions per explained row; 2^features or more is exact"},
     )
     time_limit_ms = fields.Float(
         load_default=5000.0,

@@ -35,7 +35,7 @@ class ExplainSettings:
     """How a model is explained (issue: explanations)."""
 
     background: Path | None = None  # .npy or CSV rows the explainer compares against
-    samples: int = 256  # model evaluations a model-agnostic explainer may spend
+    samples: int = 256  # coalitions per explained row (each against every background row)
     time_limit_ms: float = 5000.0  # a model-agnostic explanation gives up after this long
 
 

@@ -101,3 +101,38 @@ class ParametersModel(Model):
                 [orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)], dtype=object
             )
         }
+
+
+class DecisiveModel(Model):
+    """Twelve features, one of which (`parameters.decisive`, default 7) decides the class.
+
+    The others only nudge the score, so a model-agnostic explanation must rank the decisive
+    feature first. `parameters.delay_ms` slows every call, for the explanation time limit.
+    """
+
+    FEATURES = 12
+
+    def load(self) -> None:
+        """Declare one FP32 input of twelve features, a label and two class probabilities."""
+        self.decisive = int(self.parameters.get("decisive", 7))
+        self.delay = float(self.parameters.get("delay_ms", 0)) / 1000
+        self.inputs = [TensorSpec("x", "FP32", (-1, self.FEATURES))]
+        self.outputs = [
+            TensorSpec("predictions", "INT64", (-1,)),
+            TensorSpec("probabilities", "FP32", (-1, 2)),
+        ]
+        self.default_outputs = ["predictions"]
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """A steep step in the decisive feature plus a gentle slope in all the others."""
+        if self.delay:
+            time.sleep(self.delay)
+        x = np.asarray(inputs["x"], dtype=np.float64)
+        score = 6.0 * np.tanh(2.0 * x[:, self.decisive]) + 0.1 * (
+            x.sum(axis=1) - x[:, self.decisive]
+        )
+        positive = 1.0 / (1.0 + np.exp(-score))
+        probabilities = np.column_stack((1.0 - positive, positive)).astype(np.float32)
+        return {"predictions": probabilities.argmax(axis=1), "probabilities": probabilities}

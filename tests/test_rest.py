@@ -253,6 +253,9 @@ def test_statistics(client: FlaskClient) -> None:
 
 def test_explain_routes_exist_and_say_what_is_missing(client: FlaskClient) -> None:
     assert (
-        client.post("/v1/models/iris:explain", json={"instances": KSERVE_ROWS}).status_code == 501
+        client.post("/v1/models/iris:explain", json={"instances": KSERVE_ROWS}).status_code == 200
     )
+    unexplainable = client.post("/v1/models/sum:explain", json={"instances": [[1.0, 2.0]]})
+    assert unexplainable.status_code == 501
+    assert "explain.background" in unexplainable.json["error"]
     assert client.post("/v2/models/nope/explain", json=IRIS_V2).status_code == 404
