@@ -20,3 +20,22 @@ keepalive = 5
 # gunicorn 27's control socket has one default path per user: several servers on one host
 # (tests, compose replicas sharing a home) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+# The gRPC sidecar (grpc_service/worker.py): built in each worker after the fork, stopped with it.
+def post_worker_init(worker):
+    from grpc_service import worker as sidecar
+
+    sidecar.start(worker)
+
+
+def worker_int(worker):
+    from grpc_service import worker as sidecar
+
+    sidecar.stop(worker, grace=1.0)  # SIGINT/SIGQUIT: gunicorn's quick shutdown
+
+
+def worker_exit(server, worker):
+    from grpc_service import worker as sidecar
+
+    sidecar.stop(worker)

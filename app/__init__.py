@@ -43,7 +43,7 @@ def create_app(
     from app.dataplane import DataPlane
     from app.jsonprovider import OrjsonProvider
     from app.manager import ModelManager
-    from blueprints import errors, explain, hooks, metrics, repository, v1, v2
+    from blueprints import config_ext, errors, explain, hooks, metrics, repository, v1, v2
     from config.settings import load_settings
 
     overrides = dict(overrides or {})
@@ -67,4 +67,5 @@ def create_app(
     app.register_blueprint(repository.bp)  # before v2: /v2/models/stats beats /v2/models/<name>
     app.register_blueprint(v2.bp)
     app.register_blueprint(explain.bp)
+    app.register_blueprint(config_ext.bp)
     return app

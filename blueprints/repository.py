@@ -74,6 +74,8 @@ def statistics(name: str | None = None, version: str | None = None) -> Response:
 def stats_to_json(stats: ModelStats) -> dict[str, object]:
     """One `$model_stat` object (reference §6.1)."""
     zero = {"count": 0, "ns": 0}
+    # Counted, not timed: perf_analyzer needs equal compute counts and a growing queue count.
+    untimed = {"count": stats.compute_infer.count, "ns": 0}
     return {
         "name": stats.name,
         "version": stats.version,
@@ -83,19 +85,19 @@ def stats_to_json(stats: ModelStats) -> dict[str, object]:
         "inference_stats": {
             "success": stats.success.to_dict(),
             "fail": stats.fail.to_dict(),
-            "queue": zero,
-            "compute_input": zero,
+            "queue": {"count": stats.success.count, "ns": 0},
+            "compute_input": untimed,
             "compute_infer": stats.compute_infer.to_dict(),
-            "compute_output": zero,
+            "compute_output": untimed,
             "cache_hit": zero,
             "cache_miss": zero,
         },
         "batch_stats": [
             {
                 "batch_size": size,
-                "compute_input": zero,
+                "compute_input": {"count": duration.count, "ns": 0},
                 "compute_infer": duration.to_dict(),
-                "compute_output": zero,
+                "compute_output": {"count": duration.count, "ns": 0},
             }
             for size, duration in sorted(stats.batches.items())
         ],

@@ -1,0 +1,99 @@
+"""The one place where gRPC errors are made: every RPC of every service passes through here.
+
+A `ModelportError` becomes the status named by its `grpc_code` (DESIGN §5) with its message; any
+other exception becomes INTERNAL "internal server error" and its traceback goes to the log only.
+Wrapping the method handlers (instead of decorating servicer methods one by one) is what makes
+it impossible to forget one; `tests/test_grpc_errors.py` walks the descriptors to prove it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from app.errors import ModelportError
+
+log = logging.getLogger("modelport.grpc")
+
+#: `guard(method, metadata)` raises (e.g. `Unauthenticated`) to refuse a call before it runs.
+Guard = Callable[[str, Any], None]
+
+
+def status_of(exc: BaseException, method: str = "") -> tuple[grpc.StatusCode, str]:
+    """The gRPC status and message a client sees for an exception (5xx are logged)."""
+    if isinstance(exc, ModelportError):
+        code = getattr(grpc.StatusCode, exc.grpc_code, grpc.StatusCode.INTERNAL)
+        if exc.http_status >= 500:
+            log.error("%s -> %s: %s", method, code.name, exc.message)
+        return code, exc.message
+    log.error("%s failed", method, exc_info=exc)
+    return grpc.StatusCode.INTERNAL, "internal server error"
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Runs the guard, then the handler, and turns whatever it raises into a gRPC status."""
+
+    def __init__(self, guard: Guard | None = None) -> None:
+        self._guard = guard
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        """Wrap the behaviour of the handler the server found for this call."""
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None  # grpcio answers UNIMPLEMENTED itself
+        return _wrap(handler, handler_call_details, self._guard)
+
+
+def _wrap(
+    handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails, guard: Guard | None
+) -> grpc.RpcMethodHandler:
+    method = details.method
+
+    def check() -> None:
+        if guard is not None:
+            guard(method, details.invocation_metadata)
+
+    def abort(context: grpc.ServicerContext, exc: Exception) -> None:
+        if type(exc) is Exception and context.code() is not None:
+            raise exc  # the handler aborted with its own status already: keep it
+        code, message = status_of(exc, method)
+        context.abort(code, message)
+
+    def unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]):
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                check()
+                return behaviour(request, context)
+            except Exception as exc:
+                abort(context, exc)
+
+        return call
+
+    def streaming(behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]]):
+        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                check()
+                yield from behaviour(request, context)
+            except Exception as exc:
+                abort(context, exc)
+
+        return call
+
+    serializers = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **serializers)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **serializers)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **serializers)
+    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **serializers)

@@ -1,0 +1,142 @@
+"""The Open Inference Protocol gRPC service (`inference.GRPCInferenceService`, Triton's layout).
+
+Each method translates with `app.codec.proto`, makes one data-plane call, and translates back.
+Errors are raised, never turned into statuses here: `interceptors.ErrorInterceptor` does that for
+every method. The one exception is ModelStreamInfer, where a failed request is an in-stream
+`error_message` and the stream goes on (reference §7.7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from app.codec import proto as codec
+from app.codec.model_config import model_config_to_json
+from app.dataplane import DataPlane
+from app.errors import InvalidInput, ModelNotFound
+from grpc_service.interceptors import status_of
+from grpc_service.protos import grpc_service_pb2 as pb
+from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+#: Methods that stay public when auth is configured (DESIGN §4).
+PUBLIC_METHODS = frozenset(f"/{SERVICE_NAME}/{rpc}" for rpc in ("ServerLive", "ServerReady"))
+# Triton's load overrides; Modelport mounts models from its config file only (as over REST).
+_UNSUPPORTED_LOAD_PARAMETERS = ("config",)
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """OIP over gRPC on one data plane."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self._dataplane = dataplane
+
+    def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.ServicerContext):
+        """`live` is true while the process answers."""
+        return pb.ServerLiveResponse(live=self._dataplane.live())
+
+    def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext):
+        """`ready` once loading is over."""
+        return pb.ServerReadyResponse(ready=self._dataplane.ready())
+
+    def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext):
+        """OK with `ready=false` for an unknown model too: tritonclient raises on any error."""
+        try:
+            ready = self._dataplane.model_ready(request.name, request.version or None)
+        except ModelNotFound:
+            ready = False
+        return pb.ModelReadyResponse(ready=ready)
+
+    def ServerMetadata(self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext):
+        """Name, version and extensions."""
+        return codec.server_metadata_to_proto(self._dataplane.server_metadata())
+
+    def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext):
+        """Inputs, outputs, platform and versions of a ready model."""
+        metadata = self._dataplane.model_metadata(request.name, request.version or None)
+        return codec.model_metadata_to_proto(metadata)
+
+    def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext):
+        """One inference; outputs come back raw when the inputs came raw."""
+        return self._infer(request)
+
+    def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        response = self._dataplane.infer(codec.request_from_proto(request))
+        return codec.response_to_proto(response, codec.wants_raw_outputs(request))
+
+    def ModelStreamInfer(
+        self, request_iterator: Iterator[pb.ModelInferRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ModelStreamInferResponse]:
+        """One response per request, in order; a failure is answered in-stream."""
+        for request in request_iterator:
+            try:
+                yield pb.ModelStreamInferResponse(infer_response=self._infer(request))
+            except Exception as exc:
+                _, message = status_of(exc, "ModelStreamInfer")
+                yield codec.stream_error_to_proto(request, message)
+
+    def ModelConfig(self, request: pb.ModelConfigRequest, context: grpc.ServicerContext):
+        """Triton's model configuration of a ready model."""
+        version = request.version or None
+        model = self._dataplane.model(request.name, version)
+        settings = self._dataplane.model_entry(request.name, version).settings
+        return codec.model_config_to_proto(model_config_to_json(model, settings))
+
+    def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: grpc.ServicerContext):
+        """Statistics of every model, one model's versions, or one version."""
+        plane = self._dataplane
+        if not request.name:
+            entries = plane.repository_index()
+        elif request.version:
+            entries = [plane.model_entry(request.name, request.version)]
+        else:
+            entries = plane.manager.entries(request.name)
+        return pb.ModelStatisticsResponse(
+            model_stats=[
+                codec.stats_to_proto(plane.stats.snapshot(e.name, e.version)) for e in entries
+            ]
+        )
+
+    def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: grpc.ServicerContext):
+        """Every configured model version with its state."""
+        return codec.repository_index_to_proto(self._dataplane.repository_index(request.ready))
+
+    def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: grpc.ServicerContext
+    ):
+        """Load or reload a model, through the same data-plane call as REST."""
+        overrides = [
+            key
+            for key in request.parameters
+            if key in _UNSUPPORTED_LOAD_PARAMETERS or key.startswith("file:")
+        ]
+        if overrides:
+            raise InvalidInput(
+                f"load parameter '{overrides[0]}' is not supported: "
+                "models come from the config file"
+            )
+        self._dataplane.load_model(_model_name(request))
+        return pb.RepositoryModelLoadResponse()
+
+    def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: grpc.ServicerContext
+    ):
+        """Unload a model, through the same data-plane call as REST."""
+        self._dataplane.unload_model(_model_name(request))
+        return pb.RepositoryModelUnloadResponse()
+
+
+def _model_name(
+    request: pb.RepositoryModelLoadRequest | pb.RepositoryModelUnloadRequest,
+) -> str:
+    """The model to load or unload.
+
+    KServe's proto puts the name in field 1, which Triton's layout reads as `repository_name`
+    (reference §7.6), so an empty `model_name` falls back to it.
+    """
+    name = request.model_name or request.repository_name
+    if not name:
+        raise InvalidInput("model_name is empty")
+    return name

@@ -1,0 +1,171 @@
+"""Chassis's Open Model Interface (`ModzyModel`: Status, Run, Shutdown) on the shared data plane.
+
+The stock chassisml client names no model and sends no metadata, so OMI serves `omi.model` (or
+the first configured model); raw-stub callers may pick another with the `omi-model` metadata key.
+Failures are in-band, as Chassis reports them (`status_code` carries the DESIGN §5 HTTP number),
+and each failed Run item is `success=false` with an `error` output: one bad item never fails the
+others, and never the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+
+import grpc
+
+from app.codec import omi as codec
+from app.dataplane import DataPlane
+from app.errors import ModelFailed, ModelportError
+from app.explaining import explain_item
+from app.model import Model
+from config.settings import Settings
+from grpc_service.auth import Credentials
+from grpc_service.protos import omi_pb2, omi_pb2_grpc
+
+log = logging.getLogger("modelport.omi")
+
+SERVICE_NAME = omi_pb2.DESCRIPTOR.services_by_name["ModzyModel"].full_name
+#: Metadata key a raw-stub caller may use to pick the model (the stock client cannot send it).
+MODEL_METADATA_KEY = "omi-model"
+
+
+class OmiServicer(omi_pb2_grpc.ModzyModelServicer):
+    """OMI for one configured model (or the one named in metadata)."""
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        settings: Settings,
+        credentials: Credentials,
+        on_shutdown: Callable[[], None],
+    ) -> None:
+        self._dataplane = dataplane
+        self._omi = settings.server.omi
+        self._max_request_bytes = settings.server.limits.max_request_bytes
+        self._credentials = credentials
+        self._on_shutdown = on_shutdown
+        names = dataplane.manager.names()
+        self._default_model = self._omi.model or (names[0] if names else "")
+        self._initialized: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _model_name(self, context: grpc.ServicerContext) -> str:
+        for key, value in context.invocation_metadata() or ():
+            if key == MODEL_METADATA_KEY and value:
+                return value if isinstance(value, str) else value.decode("utf-8", "replace")
+        return self._default_model
+
+    def _authorize(self, context: grpc.ServicerContext) -> None:
+        if self._omi.require_auth:
+            self._credentials.require(context.invocation_metadata())
+
+    def _authorize_shutdown(self, context: grpc.ServicerContext) -> None:
+        # DESIGN §6: with auth configured, Shutdown needs credentials or omi.allow_shutdown.
+        if not self._omi.allow_shutdown:
+            self._credentials.require(context.invocation_metadata())
+
+    def _first_status(self, name: str) -> bool:
+        with self._lock:
+            first = name not in self._initialized
+            self._initialized.add(name)
+            return first
+
+    # -- RPCs ------------------------------------------------------------------------------
+
+    def Status(self, request: omi_pb2.StatusRequest, context: grpc.ServicerContext):
+        """200 with the model's metadata once it serves; its DESIGN §5 code otherwise."""
+        try:
+            self._authorize(context)
+            name = self._model_name(context)
+            model = self._dataplane.model(name)
+            metadata = self._dataplane.model_metadata(name)
+        except ModelportError as exc:
+            code, status, message = codec.error_status(exc)
+            return omi_pb2.StatusResponse(status_code=code, status=status, message=message)
+        message = (
+            "Model Initialized Successfully."
+            if self._first_status(name)
+            else "Model Already Initialized."
+        )
+        return codec.status_to_proto(
+            metadata, model.version, message, self._max_request_bytes, _processes(model)
+        )
+
+    def Run(self, request: omi_pb2.RunRequest, context: grpc.ServicerContext):
+        """One output per input item, in order; a failed item is marked, the Run is still 200."""
+        try:
+            self._authorize(context)
+            model = self._dataplane.model(self._model_name(context))
+        except ModelportError as exc:
+            code, status, message = codec.error_status(exc)
+            return omi_pb2.RunResponse(status_code=code, status=status, message=message)
+        outputs = [
+            self._run_item(model, dict(item.input), request.explain) for item in request.inputs
+        ]
+        return omi_pb2.RunResponse(
+            status_code=HTTPStatus.OK,
+            status=HTTPStatus.OK.phrase,
+            message="Inference executed",
+            outputs=outputs,
+        )
+
+    def _run_item(
+        self, model: Model, item: Mapping[str, bytes], explain: bool = False
+    ) -> omi_pb2.OutputItem:
+        try:
+            if _processes(model):
+                output = self._process(model, item)
+            else:
+                request = codec.request_from_item(model.name, model.version, item, model.inputs)
+                output = codec.item_from_response(self._dataplane.infer(request))
+            if explain:
+                # Chassis's `explain` flag: the same attributions as v1/v2 explain, per item.
+                output.output.update(explain_item(self._dataplane, model.name, item))
+            return output
+        except ModelportError as exc:
+            return codec.failed_item(exc.message)
+        except Exception:
+            log.exception("OMI item of model '%s' failed unexpectedly", model.name)
+            return codec.failed_item("internal server error")
+
+    def _process(self, model: Model, item: Mapping[str, bytes]) -> omi_pb2.OutputItem:
+        """Call the model's own `process(item)`, with the data plane's statistics."""
+        stats = self._dataplane.stats
+        started = time.perf_counter_ns()
+        try:
+            result = model.process(item)  # type: ignore[attr-defined]  # checked by _processes
+        except Exception as exc:
+            stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
+            log.warning("process() of model '%s' raised: %s", model.name, exc, exc_info=True)
+            raise ModelFailed(str(exc) or type(exc).__name__) from exc
+        elapsed = time.perf_counter_ns() - started
+        output = codec.output_item(result)
+        stats.record_success(model.name, model.version, 1, elapsed, elapsed)
+        return output
+
+    def Shutdown(self, request: omi_pb2.ShutdownRequest, context: grpc.ServicerContext):
+        """Reply first, then stop the whole server gracefully (DESIGN §6)."""
+        try:
+            self._authorize_shutdown(context)
+        except ModelportError as exc:
+            code, status, message = codec.error_status(exc)
+            return omi_pb2.ShutdownResponse(status_code=code, status=status, message=message)
+        log.warning("OMI Shutdown requested: stopping the server")
+        # Called when this RPC is over, i.e. after the reply went out.
+        context.add_callback(self._on_shutdown)
+        return omi_pb2.ShutdownResponse(
+            status_code=HTTPStatus.OK,
+            status=HTTPStatus.OK.phrase,
+            message="Model Shutdown Successfully.",
+        )
+
+
+def _processes(model: Model) -> bool:
+    """True for a model with a Chassis-style `process(item)` method."""
+    return callable(getattr(model, "process", None))

@@ -1,0 +1,125 @@
+"""Build the gRPC sidecar: OIP, OMI, health and reflection on one `grpc.Server`.
+
+`create_server` opens the ports but does not start the server, so gunicorn's hook (or a test)
+decides when it runs. Every worker binds the same port with SO_REUSEPORT and the kernel spreads
+connections over them, as it does for gunicorn's HTTP sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from app.dataplane import DataPlane
+from config.settings import Settings
+from grpc_service import oip, omi
+from grpc_service.auth import Credentials
+from grpc_service.interceptors import ErrorInterceptor
+from grpc_service.protos import grpc_service_pb2_grpc, omi_pb2_grpc
+
+log = logging.getLogger("modelport.grpc")
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# grpcio-reflection ships only v1alpha; v1 is wire-identical but for the package (omi.md §10).
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+SERVICE_NAMES = (
+    oip.SERVICE_NAME,
+    omi.SERVICE_NAME,
+    HEALTH_SERVICE,
+    REFLECTION_V1,
+    reflection.SERVICE_NAME,
+)
+#: Methods that need no credentials: health, reflection, ServerLive/Ready; OMI decides in-band.
+_PUBLIC_PREFIXES = tuple(
+    f"/{name}/"
+    for name in (HEALTH_SERVICE, REFLECTION_V1, reflection.SERVICE_NAME, omi.SERVICE_NAME)
+)
+DEFAULT_GRACE_SECONDS = 10.0
+
+
+def _guard(credentials: Credentials) -> Callable[[str, object], None]:
+    def guard(method: str, metadata: object) -> None:
+        if method in oip.PUBLIC_METHODS or method.startswith(_PUBLIC_PREFIXES):
+            return
+        credentials.require(metadata)  # type: ignore[arg-type]  # grpc's metadata tuples
+
+    return guard
+
+
+def _add_reflection(server: grpc.Server) -> None:
+    reflection.enable_server_reflection(SERVICE_NAMES, server)
+    servicer = reflection.ReflectionServicer(SERVICE_NAMES)
+    handler = grpc.method_handlers_generic_handler(
+        REFLECTION_V1,
+        {
+            "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+                servicer.ServerReflectionInfo,
+                request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((handler,))
+
+
+def create_server(
+    dataplane: DataPlane,
+    settings: Settings,
+    *,
+    on_shutdown: Callable[[], None] | None = None,
+    max_workers: int = 16,
+    host: str | None = None,
+) -> tuple[grpc.Server, int]:
+    """A server bound to `grpc.port` (0 picks a free one) and `omi.port`; returns the bound port.
+
+    `on_shutdown` runs after an OMI Shutdown reply is sent; by default it stops this server
+    (gunicorn's hook passes one that signals the master instead). Raises RuntimeError when a
+    port cannot be bound.
+    """
+    server_settings = settings.server
+    limit = server_settings.limits.max_request_bytes
+    credentials = Credentials(server_settings.auth)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        interceptors=[ErrorInterceptor(_guard(credentials))],
+        options=[
+            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ],
+    )
+
+    def stop_this_server() -> None:
+        threading.Thread(target=server.stop, args=(DEFAULT_GRACE_SECONDS,), daemon=True).start()
+
+    grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        oip.InferenceServicer(dataplane), server
+    )
+    omi_pb2_grpc.add_ModzyModelServicer_to_server(
+        omi.OmiServicer(dataplane, settings, credentials, on_shutdown or stop_this_server), server
+    )
+    health_servicer = health.HealthServicer()
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if dataplane.ready()
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", oip.SERVICE_NAME, omi.SERVICE_NAME):
+        health_servicer.set(name, status)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    _add_reflection(server)
+
+    host = host or server_settings.http.host
+    port = server.add_insecure_port(f"{host}:{server_settings.grpc.port}")
+    if port == 0:
+        raise RuntimeError(f"cannot bind the gRPC port {host}:{server_settings.grpc.port}")
+    omi_port = server_settings.omi.port
+    if omi_port and omi_port != port and server.add_insecure_port(f"{host}:{omi_port}") == 0:
+        raise RuntimeError(f"cannot bind the OMI port {host}:{omi_port}")
+    return server, port

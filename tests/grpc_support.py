@@ -1,0 +1,97 @@
+"""Helpers for the gRPC and OMI tests: real servers with their sidecars, client subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.server import ROOT, GunicornServer, free_port
+
+CLIENTS = Path(__file__).resolve().parent / "clients"
+#: The chassisml client lives in its own venv (its protobuf pin clashes with ours, omi.md §8).
+OMI_VENV = ROOT / ".venv" / "omi-client"
+OMI_CLIENT_REQUIREMENT = "chassisml==1.5.0"
+SIDECAR_LINE = "gRPC sidecar listening on port"
+
+
+def start_server(
+    worker_class: str = "gthread",
+    workers: int = 2,
+    env: Mapping[str, str] | None = None,
+    omi_port: bool = False,
+) -> GunicornServer:
+    """A started `gunicorn wsgi:app` whose every worker has its gRPC sidecar up."""
+    extra = dict(env or {})
+    if omi_port:
+        extra["MODELPORT_OMI_PORT"] = str(free_port())
+    server = GunicornServer(workers=workers, worker_class=worker_class, env=extra, grpc=True)
+    server.omi_port = int(extra.get("MODELPORT_OMI_PORT", "0"))  # type: ignore[attr-defined]  # test-only attribute
+    server.start()
+    deadline = time.monotonic() + 60
+    while server.log().count(SIDECAR_LINE) < workers:
+        if time.monotonic() > deadline or server.process.poll() is not None:  # type: ignore[union-attr]  # started above
+            log = server.log()
+            server.stop()
+            raise RuntimeError(f"the gRPC sidecars did not start:\n{log}")
+        time.sleep(0.1)
+    return server
+
+
+def run_client(
+    script: str, *args: object, python: str | Path = sys.executable, timeout: float = 180
+) -> dict[str, Any]:
+    """Run `tests/clients/<script>` in a child process and return the JSON it printed.
+
+    Fails the test with the child's output when it exits non-zero or prints no JSON.
+    """
+    completed = subprocess.run(
+        [str(python), str(CLIENTS / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    lines = completed.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        result = None
+    if result is None or (completed.returncode != 0 and "transport_error" not in result):
+        pytest.fail(
+            f"{script} {args} exited {completed.returncode}\n"
+            f"stdout:\n{completed.stdout[-4000:]}\nstderr:\n{completed.stderr[-4000:]}"
+        )
+    return result
+
+
+def omi_python() -> Path:
+    """The python of the chassisml client venv, made on first use (skips if pip cannot)."""
+    python = OMI_VENV / "bin" / "python"
+    marker = OMI_VENV / ".installed"
+    if marker.exists() and python.exists():
+        return python
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(OMI_VENV)], check=True, timeout=120)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", OMI_CLIENT_REQUIREMENT],
+            check=True,
+            timeout=600,
+            capture_output=True,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        output = getattr(exc, "stderr", b"") or b""
+        pytest.skip(
+            f"cannot install {OMI_CLIENT_REQUIREMENT}: {output.decode(errors='replace')[-500:]}"
+        )
+    marker.touch()
+    return python
