@@ -7,13 +7,17 @@ forget them.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
-from app import explaining
+from app import explaining, metrics
+from app.batching import Batcher
 from app.binding import bind_inputs, output_names
 from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
 from app.codec.tensors import as_bytes_array
@@ -35,6 +39,8 @@ class DataPlane:
     def __init__(self, manager: ModelManager, server_name: str, server_version: str) -> None:
         self.manager = manager
         self.stats = StatsRegistry()
+        self._batchers: weakref.WeakKeyDictionary[Model, Batcher] = weakref.WeakKeyDictionary()
+        self._batchers_lock = threading.Lock()
         self._server = ServerMetadata(server_name, server_version, EXTENSIONS)
 
     # -- server ------------------------------------------------------------------------------
@@ -100,7 +106,7 @@ class DataPlane:
         names = output_names(model, request)
         infer_started = time.perf_counter_ns()
         try:
-            result = model.predict_outputs(inputs, request.parameters, names or ())
+            result = self._predict(model, inputs, request.parameters, names or ())
         except ModelportError:
             self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
             raise
@@ -127,6 +133,31 @@ class DataPlane:
             id=request.id,
             outputs=outputs,
         )
+
+    def _predict(
+        self,
+        model: Model,
+        inputs: dict[str, np.ndarray],
+        parameters: dict,
+        names: Collection[str],
+    ) -> dict[str, np.ndarray]:
+        """Call the model, through its dynamic batcher when `max_batch_size` asks for one."""
+        if model.settings.max_batch_size <= 0:
+            result = model.predict_outputs(inputs, parameters, names)
+            metrics.observe_batch(model.name, _batch_size(inputs))
+            return result
+        batcher = self._batchers.get(model)
+        if batcher is None:
+            with self._batchers_lock:
+                batcher = self._batchers.get(model)
+                if batcher is None:
+                    batcher = self._batchers[model] = Batcher(
+                        model.predict_outputs,
+                        model.settings.max_batch_size,
+                        model.settings.batch_delay_ms,
+                        on_batch=functools.partial(metrics.observe_batch, model.name),
+                    )
+        return batcher.predict(inputs, parameters, names)
 
     def _outputs(
         self, model: Model, result: Mapping[str, object], names: list[str] | None

@@ -61,6 +61,8 @@ def after_request(response: Response) -> Response:
         request.content_length or 0,
         response.content_length or 0,
     )
+    if not current_app.extensions["modelport"].settings.server.access_log:
+        return response
     log.info(
         "%s %s %d",
         request.method,

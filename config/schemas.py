@@ -114,6 +114,9 @@ class ServerSchema(_Strict):
     auth = fields.Nested(AuthSchema, load_default=None, allow_none=True)
     limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
     errors = fields.String(load_default="oip", validate=validate.OneOf(["oip", "detailed"]))
+    access_log = fields.Boolean(
+        load_default=True, metadata={"description": "one JSON line per request"}
+    )
 
 
 class TopSchema(_Strict):

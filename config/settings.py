@@ -99,6 +99,7 @@ class ServerSettings:
     auth: AuthSettings | None = None  # None = open
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     errors: str = "oip"  # oip: {"error": msg} | detailed: {"error": {code, message, details}}
+    access_log: bool = True  # one JSON line per request (model, protocol, status, duration)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ def _server(data: dict[str, Any], base: Path) -> ServerSettings:
             data_roots=tuple(_resolve(base, r) for r in limits["data_roots"]),  # type: ignore[misc]  # never None for a str
         ),
         errors=data["errors"],
+        access_log=data["access_log"],
     )
 
 

@@ -9,17 +9,24 @@ it impossible to forget one; `tests/test_grpc_errors.py` walks the descriptors t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import grpc
 
+from app import metrics
 from app.errors import ModelportError
 
 log = logging.getLogger("modelport.grpc")
 
 #: `guard(method, metadata)` raises (e.g. `Unauthenticated`) to refuse a call before it runs.
 Guard = Callable[[str, Any], None]
+#: The configured model names: only those become metric labels (clients cannot add labels).
+ModelNames = Callable[[], Collection[str]]
+
+#: Metric `protocol` label by service prefix; health and reflection are not counted.
+_PROTOCOLS = {"/inference.GRPCInferenceService/": "grpc", "/ModzyModel/": "omi"}
 
 
 def status_of(exc: BaseException, method: str = "") -> tuple[grpc.StatusCode, str]:
@@ -36,8 +43,9 @@ def status_of(exc: BaseException, method: str = "") -> tuple[grpc.StatusCode, st
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Runs the guard, then the handler, and turns whatever it raises into a gRPC status."""
 
-    def __init__(self, guard: Guard | None = None) -> None:
+    def __init__(self, guard: Guard | None = None, model_names: ModelNames | None = None) -> None:
         self._guard = guard
+        self._model_names = model_names or (lambda: ())
 
     def intercept_service(
         self,
@@ -48,13 +56,46 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None  # grpcio answers UNIMPLEMENTED itself
-        return _wrap(handler, handler_call_details, self._guard)
+        return _wrap(handler, handler_call_details, self._guard, self._model_names)
+
+
+def _protocol(method: str) -> str | None:
+    return next((p for prefix, p in _PROTOCOLS.items() if method.startswith(prefix)), None)
+
+
+def _observe(
+    protocol: str | None,
+    model_names: ModelNames,
+    request: Any,
+    response: Any,
+    context: grpc.ServicerContext,
+    started: float,
+) -> None:
+    """Count one call by model, protocol and gRPC code, with its message sizes."""
+    if protocol is None:
+        return
+    name = getattr(request, "model_name", "") or getattr(request, "name", "")
+    code = context.code() or grpc.StatusCode.OK
+    size_in = request.ByteSize() if hasattr(request, "ByteSize") else 0
+    size_out = response.ByteSize() if hasattr(response, "ByteSize") else 0
+    metrics.observe_request(
+        name if name in model_names() else "",
+        protocol,
+        code.name if isinstance(code, grpc.StatusCode) else str(code),
+        time.perf_counter() - started,
+        size_in,
+        size_out,
+    )
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails, guard: Guard | None
+    handler: grpc.RpcMethodHandler,
+    details: grpc.HandlerCallDetails,
+    guard: Guard | None,
+    model_names: ModelNames,
 ) -> grpc.RpcMethodHandler:
     method = details.method
+    protocol = _protocol(method)
 
     def check() -> None:
         if guard is not None:
@@ -68,11 +109,16 @@ def _wrap(
 
     def unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]):
         def call(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            response = None
             try:
                 check()
-                return behaviour(request, context)
+                response = behaviour(request, context)
+                return response
             except Exception as exc:
                 abort(context, exc)
+            finally:
+                _observe(protocol, model_names, request, response, context, started)
 
         return call
 

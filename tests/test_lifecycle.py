@@ -1,0 +1,98 @@
+"""Process lifecycle: SIGTERM finishes in-flight requests; SIGHUP remounts models under load."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.server import ROOT, GunicornServer
+
+pytestmark = pytest.mark.e2e
+
+SLOW = {
+    "parameters": {"delay_ms": 1500},
+    "inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}],
+}
+MODELS = ROOT / "models"
+
+
+def config(tmp_path: Path, *names: str) -> Path:
+    entries = {
+        "iris": f"  - {{name: iris, runtime: sklearn, uri: {MODELS / 'iris.joblib'}}}",
+        "slow": "  - {name: slow, runtime: python, class: 'tests.models:SlowModel'}",
+        "echo": "  - {name: echo, runtime: python, class: 'examples.echo:EchoModel'}",
+        "sum": "  - {name: sum, runtime: python, class: 'examples.tensor_sum:SumModel'}",
+    }
+    path = tmp_path / "models.yaml"
+    text = "server:\n  grpc: {port: '${MODELPORT_GRPC_PORT:-0}'}\n  omi: {port: 0}\nmodels:\n"
+    path.write_text(text + "\n".join(entries[n] for n in names) + "\n")
+    return path
+
+
+def test_sigterm_finishes_50_in_flight_requests(tmp_path: Path) -> None:
+    server = GunicornServer(
+        config(tmp_path, "slow"), workers=2, env={"MODELPORT_THREADS": "32"}
+    ).start()
+    url = f"{server.url}/v2/models/slow/infer"
+    with ThreadPoolExecutor(50) as pool:
+        futures = [pool.submit(requests.post, url, json=SLOW, timeout=30) for _ in range(50)]
+        time.sleep(0.7)  # all 50 are inside the model now (1.5 s each)
+        server.signal(signal.SIGTERM)
+        statuses = [future.result().status_code for future in futures]
+    assert statuses == [200] * 50
+    assert server.stop() == 0
+    # And it really stopped: nothing answers any more.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{server.url}/v2/health/live", timeout=2)
+
+
+def test_sighup_remounts_the_config_without_dropping_requests(tmp_path: Path) -> None:
+    path = config(tmp_path, "iris", "echo")
+    server = GunicornServer(path, workers=2).start()
+    failures: list[str] = []
+    sent = 0
+    stop = threading.Event()
+    body = {"instances": [[6.8, 2.8, 4.8, 1.4]]}
+
+    def load() -> None:
+        nonlocal sent
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                answer = session.post(f"{server.url}/v1/models/iris:predict", json=body, timeout=10)
+                if answer.status_code != 200:
+                    failures.append(f"{answer.status_code} {answer.text}")
+            except requests.RequestException as exc:
+                failures.append(repr(exc))
+            sent += 1
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        config(tmp_path, "iris", "sum")  # echo goes, sum comes
+        server.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            sum_ready = requests.get(f"{server.url}/v2/models/sum/ready", timeout=5).status_code
+            echo_gone = requests.get(f"{server.url}/v2/models/echo", timeout=5).status_code
+            if sum_ready == 200 and echo_gone == 404:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the reloaded config was not mounted")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        server.stop()
+    assert sent > 50
+    assert failures == []

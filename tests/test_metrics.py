@@ -1,0 +1,120 @@
+"""/metrics from a 2-worker gunicorn counts exactly the requests sent, across workers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.server import GunicornServer
+
+pytestmark = pytest.mark.e2e
+
+ROWS = [[6.8, 2.8, 4.8, 1.4]]
+V2 = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": ROWS}]}
+
+
+@pytest.fixture(scope="module")
+def metered() -> Iterator[GunicornServer]:
+    with GunicornServer(workers=2, grpc=True) as running:
+        yield running
+
+
+def samples(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """`name{labels} value` lines as {labels: value}."""
+    found = {}
+    for labels, value in re.findall(rf"^{name}(?:\{{(.*?)\}})? (\S+)$", text, re.M):
+        pairs = frozenset(re.findall(r'(\w+)="([^"]*)"', labels))
+        found[pairs] = float(value)
+    return found
+
+
+def count(text: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(
+        value
+        for pairs, value in samples(text, "modelport_requests_total").items()
+        if wanted <= pairs
+    )
+
+
+def test_counts_equal_the_requests_sent(metered: GunicornServer) -> None:
+    url = metered.url
+
+    def v1(_: int) -> int:
+        return requests.post(
+            f"{url}/v1/models/iris:predict", json={"instances": ROWS}, timeout=10
+        ).status_code
+
+    def v2(_: int) -> int:
+        return requests.post(f"{url}/v2/models/iris/infer", json=V2, timeout=10).status_code
+
+    def bad(_: int) -> int:
+        return requests.post(f"{url}/v2/models/iris/infer", data=b"{", timeout=10).status_code
+
+    def missing(_: int) -> int:
+        return requests.get(f"{url}/v2/models/nope", timeout=10).status_code
+
+    # New connections each time, so both workers answer some of them.
+    with ThreadPoolExecutor(8) as pool:
+        statuses = {
+            "v1": list(pool.map(v1, range(40))),
+            "v2": list(pool.map(v2, range(30))),
+            "bad": list(pool.map(bad, range(20))),
+            "missing": list(pool.map(missing, range(10))),
+        }
+    assert set(statuses["v1"]) == {200} and set(statuses["v2"]) == {200}
+    assert set(statuses["bad"]) == {400} and set(statuses["missing"]) == {404}
+
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    assert count(text, model="iris", protocol="v1", status="200") == 40
+    assert count(text, model="iris", protocol="v2", status="200") == 30
+    assert count(text, model="iris", protocol="v2", status="400") == 20
+    # An unknown name never becomes a label.
+    assert count(text, model="", protocol="v2", status="404") == 10
+    assert "nope" not in text
+    latency = samples(text, "modelport_request_duration_seconds_count")
+    assert sum(v for k, v in latency.items() if ("model", "iris") in k) == 90
+    assert sum(samples(text, "modelport_bytes_total").values()) > 0
+    assert samples(text, "modelport_models_loaded")[frozenset()] >= 8
+    ready = samples(text, "modelport_model_ready")
+    assert ready[frozenset({("model", "iris"), ("version", "2")})] == 1
+    assert ready[frozenset({("model", "broken"), ("version", "1")})] == 0
+
+
+def test_grpc_calls_are_counted_too(metered: GunicornServer) -> None:
+    import grpc
+
+    from grpc_service.protos import grpc_service_pb2 as pb
+    from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{metered.grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for _ in range(5):
+            stub.ModelMetadata(pb.ModelMetadataRequest(name="iris"))
+        with pytest.raises(grpc.RpcError):
+            stub.ModelMetadata(pb.ModelMetadataRequest(name="nope"))
+    text = requests.get(f"{metered.url}/metrics", timeout=10).text
+    assert count(text, model="iris", protocol="grpc", status="OK") == 5
+    assert count(text, model="", protocol="grpc", status="NOT_FOUND") == 1
+
+
+def test_concurrent_requests_join_batches_and_sizes_are_exported(metered: GunicornServer) -> None:
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
+
+    def call(_: int) -> int:
+        url = f"{metered.url}/v2/models/slow-batched/infer"
+        return requests.post(url, json=body, timeout=10).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(call, range(48))) == {200}
+    text = requests.get(f"{metered.url}/metrics", timeout=10).text
+    buckets = samples(text, "modelport_batch_size_bucket")
+    single = sum(v for k, v in buckets.items() if {("model", "slow-batched"), ("le", "1.0")} <= k)
+    total = sum(v for k, v in buckets.items() if {("model", "slow-batched"), ("le", "+Inf")} <= k)
+    rows = samples(text, "modelport_batch_size_sum")[frozenset({("model", "slow-batched")})]
+    assert rows == 48  # every row was executed exactly once
+    assert total < 48 and single < total  # fewer executions than requests: batches formed
