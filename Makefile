@@ -43,5 +43,32 @@ format: $(VENV)/.installed
 protos: $(VENV)/.installed
 	$(PY) -m grpc_service.protos.build
 
+# The chassisml OMI client pins protobuf<5, so it gets its own venv (tests run it as a child).
+OMI_VENV := $(VENV)/omi-client
+.PHONY: omi-client
+$(OMI_VENV)/.installed: $(VENV)/.installed
+	test -x $(OMI_VENV)/bin/python || $(PY) -m venv $(OMI_VENV)
+	$(OMI_VENV)/bin/python -m pip install --quiet chassisml==1.5.0
+	touch $@
+
+omi-client: $(OMI_VENV)/.installed
+
 clean:
 	rm -rf $(VENV) models
+
+# -- Deployment (deploy/) ----------------------------------------------------------------------
+# The image runs the commands above (`pip install '.[all]'`, `python -m examples.train --out
+# models`, `gunicorn wsgi:app`); deploy-check proves deploy/ without a Docker engine.
+IMAGE ?= modelport:latest
+
+.PHONY: image compose deploy-check
+
+image:
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+compose: $(MODELS)
+	docker compose -f deploy/docker-compose.yml up --build
+
+deploy-check: $(MODELS)
+	$(VENV)/bin/gunicorn --check-config wsgi:app
+	$(PY) -m pytest tests/test_deploy.py $(PYTEST_ARGS)

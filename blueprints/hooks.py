@@ -15,7 +15,19 @@ from app.logging import request_id
 log = logging.getLogger("modelport.access")
 
 #: Endpoints anyone may call, with or without credentials (DESIGN §4).
-PUBLIC_ENDPOINTS = frozenset({"v1.root", "v2.live", "v2.ready", "v2.health", "metrics.scrape"})
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "v1.root",
+        "v2.live",
+        "v2.ready",
+        "v2.health",
+        "metrics.scrape",
+        # A browser cannot send a bearer token for the page, its scripts or the document.
+        "docs.ui",
+        "docs.static",
+        "docs.openapi",
+    }
+)
 
 
 def _protocol() -> str:

@@ -56,8 +56,17 @@ class V1RequestSchema(_Envelope):
     inputs = fields.Raw(metadata={"description": "same as instances; wins when both are given"})
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON `true`/`false` only: marshmallow's Boolean also takes 0, 1 and "yes" (0 == False)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class RepositoryIndexRequestSchema(_Envelope):
-    ready = fields.Boolean(load_default=False)
+    ready = StrictBoolean(load_default=False)
 
 
 class RepositoryRequestSchema(_Envelope):
@@ -86,3 +95,170 @@ def load(schema: Schema, payload: Any) -> Any:
         return schema.load(payload)
     except ValidationError as exc:
         raise InvalidInput("; ".join(flatten_messages(exc.messages))) from None
+
+
+# Response bodies. The views build these with dicts and orjson (fast path); the classes exist so
+# the OpenAPI document (blueprints/openapi.py) describes every answer from one place. Without
+# `unknown = EXCLUDE` they document `additionalProperties: false`: schemathesis then catches a
+# view that grows a key the document does not list.
+
+
+class AliveSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "alive"})
+    name = fields.String(required=True, metadata={"description": "server.name of the config"})
+
+
+class ModelListSchema(Schema):
+    models = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "model names (v2 adds `name:version` for every version)"},
+    )
+
+
+class ModelReadySchema(Schema):
+    name = fields.String(required=True)
+    ready = fields.Boolean(required=True)
+
+
+class V1PredictResponseSchema(Schema):
+    predictions = fields.List(
+        fields.Raw(),
+        required=True,
+        metadata={"description": "the model's first output, one item per instance"},
+    )
+
+
+class ServerMetadataSchema(Schema):
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    extensions = fields.List(fields.String(), required=True)
+
+
+class HealthSchema(ServerMetadataSchema):
+    live = fields.Boolean(required=True)
+    ready = fields.Boolean(required=True, metadata={"description": "initial loading is over"})
+
+
+class LiveSchema(Schema):
+    live = fields.Boolean(required=True)
+
+
+class ReadySchema(Schema):
+    ready = fields.Boolean(required=True)
+
+
+class TensorMetadataSchema(Schema):
+    name = fields.String(required=True)
+    datatype = fields.String(required=True, metadata={"example": "FP32"})
+    shape = fields.List(
+        fields.Integer(), required=True, metadata={"description": "-1 marks a variable dimension"}
+    )
+
+
+class ModelMetadataSchema(Schema):
+    name = fields.String(required=True)
+    versions = fields.List(fields.String(), required=True)
+    platform = fields.String(required=True)
+    inputs = fields.List(fields.Nested(TensorMetadataSchema), required=True)
+    outputs = fields.List(fields.Nested(TensorMetadataSchema), required=True)
+    explanation_outputs = fields.List(
+        fields.Nested(TensorMetadataSchema),
+        metadata={"description": "what the explain routes add to `outputs`; absent if none"},
+    )
+
+
+class OutputTensorSchema(Schema):
+    name = fields.String(required=True)
+    datatype = fields.String(required=True)
+    shape = fields.List(fields.Integer(), required=True)
+    parameters = fields.Dict(
+        keys=fields.String(),
+        required=True,
+        metadata={"description": "`binary_data_size` when the data follows the JSON as bytes"},
+    )
+    data = fields.Raw(metadata={"description": "flat, row-major; absent for a binary output"})
+
+
+class InferResponseSchema(Schema):
+    model_name = fields.String(required=True)
+    model_version = fields.String(required=True)
+    id = fields.String(required=True)
+    parameters = fields.Dict(keys=fields.String(), required=True)
+    outputs = fields.List(fields.Nested(OutputTensorSchema), required=True)
+
+
+class RepositoryIndexEntrySchema(Schema):
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(["LOADING", "READY", "UNAVAILABLE", "UNLOADING"]),
+    )
+    reason = fields.String(metadata={"description": "why the version is not ready"})
+
+
+class EmptySchema(Schema):
+    """`{}`: the repository's load and unload answer nothing else."""
+
+
+class DurationStatSchema(Schema):
+    count = fields.Integer(required=True)
+    ns = fields.Integer(required=True, metadata={"description": "cumulative nanoseconds"})
+
+
+class InferenceStatsSchema(Schema):
+    success = fields.Nested(DurationStatSchema, required=True)
+    fail = fields.Nested(DurationStatSchema, required=True)
+    queue = fields.Nested(DurationStatSchema, required=True)
+    compute_input = fields.Nested(DurationStatSchema, required=True)
+    compute_infer = fields.Nested(DurationStatSchema, required=True)
+    compute_output = fields.Nested(DurationStatSchema, required=True)
+    cache_hit = fields.Nested(DurationStatSchema, required=True)
+    cache_miss = fields.Nested(DurationStatSchema, required=True)
+
+
+class BatchStatsSchema(Schema):
+    batch_size = fields.Integer(required=True)
+    compute_input = fields.Nested(DurationStatSchema, required=True)
+    compute_infer = fields.Nested(DurationStatSchema, required=True)
+    compute_output = fields.Nested(DurationStatSchema, required=True)
+
+
+class ModelStatisticsSchema(Schema):
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    last_inference = fields.Integer(required=True, metadata={"description": "ms since the epoch"})
+    inference_count = fields.Integer(required=True)
+    execution_count = fields.Integer(required=True)
+    inference_stats = fields.Nested(InferenceStatsSchema, required=True)
+    batch_stats = fields.List(fields.Nested(BatchStatsSchema), required=True)
+    memory_usage = fields.List(fields.Raw(), required=True)
+    response_stats = fields.Dict(keys=fields.String(), required=True)
+
+
+class StatisticsSchema(Schema):
+    model_stats = fields.List(fields.Nested(ModelStatisticsSchema), required=True)
+
+
+class ModelConfigSchema(Schema):
+    """Triton's model configuration; only the keys its clients read are listed."""
+
+    class Meta:
+        unknown = "include"  # marshmallow.INCLUDE: the document allows the keys not listed
+
+    name = fields.String(required=True)
+    platform = fields.String(required=True)
+    backend = fields.String(required=True)
+    max_batch_size = fields.Integer(required=True)
+    input = fields.List(fields.Dict(keys=fields.String()), required=True)
+    output = fields.List(fields.Dict(keys=fields.String()), required=True)
+
+
+class V1ExplainResponseSchema(Schema):
+    predictions = fields.List(fields.Raw(), required=True)
+    explanations = fields.List(
+        fields.Dict(keys=fields.String()),
+        required=True,
+        metadata={"description": "one object per instance: {explanation output: its row}"},
+    )

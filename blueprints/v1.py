@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from app.codec import rest as codec
 from blueprints import schemas
 from blueprints.common import dataplane, json_response, raw_json_response, read_json
 
 bp = Blueprint("v1", __name__)
+
+
+class ModelNameConverter(BaseConverter):
+    """A model name in a v1 path: no ':', so `GET /v1/models/iris:predict` is not a status call."""
+
+    regex = r"[^/:]+"
+
+
+@bp.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["model"] = ModelNameConverter
 
 
 @bp.get("/")
@@ -24,7 +37,7 @@ def list_models() -> Response:
     return json_response({"models": dataplane().manager.names()})
 
 
-@bp.get("/v1/models/<name>")
+@bp.get("/v1/models/<model:name>")
 def model_ready(name: str) -> Response:
     """`{"name", "ready": true}`; 503 when not ready (kserve's client reads that as False)."""
     plane = dataplane()

@@ -1,0 +1,325 @@
+"""deploy/ without a Docker engine: each file against its published schema, and each command the
+Dockerfile runs, run here.
+
+Schemas come from installed packages, never from the network: the compose-spec schema that
+check-jsonschema vendors, Kubernetes' schemas that kubernetes-validate bundles, and KServe's
+resources as tests/kserve_schema.py writes them on top of those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from app import create_app
+from config.settings import load_settings
+from tests import kserve_schema
+from tests.server import ROOT, GunicornServer, free_port
+
+DEPLOY = ROOT / "deploy"
+KSERVE = DEPLOY / "kserve"
+MAKEFILE = (ROOT / "Makefile").read_text()
+
+
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def _errors(schema: dict[str, Any], document: Any) -> list[str]:
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(document)
+    ]
+
+
+# -- Dockerfile ----------------------------------------------------------------------------------
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        pending += stripped.removesuffix("\\").strip() + " "
+        if not stripped.endswith("\\"):
+            keyword, _, arguments = pending.strip().partition(" ")
+            instructions.append((keyword.upper(), arguments.strip()))
+            pending = ""
+    return instructions
+
+
+def _arguments(keyword: str) -> list[str]:
+    return [arguments for name, arguments in dockerfile() if name == keyword]
+
+
+def _exec_form(arguments: str) -> list[str]:
+    """A JSON-array instruction argument (CMD ["gunicorn", ...])."""
+    return json.loads(arguments[arguments.index("[") :])
+
+
+def _runs() -> list[list[str]]:
+    """Every RUN, split into its `&&`-joined commands."""
+    return [
+        shlex.split(command) for arguments in _arguments("RUN") for command in arguments.split("&&")
+    ]
+
+
+def _makefile_commands() -> set[str]:
+    """The Makefile's recipe lines with the venv paths written as the image has them."""
+    recipes = re.findall(r"^\t(.+)$", MAKEFILE, flags=re.MULTILINE)
+    return {
+        re.sub(r"\$\(VENV\)/bin/", "", line.replace("$(PY)", "python")).strip() for line in recipes
+    }
+
+
+def test_dockerfile_builds_from_python_311_slim_as_a_non_root_user() -> None:
+    assert _arguments("FROM") == ["python:3.11-slim"]
+    users = _arguments("USER")
+    assert users and users[-1] not in ("0", "root")
+    keywords = [name for name, _ in dockerfile()]
+    assert keywords.index("USER") < keywords.index("CMD")
+    uid = users[-1]
+    assert any(run[:1] == ["useradd"] and "--uid" in run and uid in run for run in _runs())
+
+
+def test_dockerfile_exposes_the_ports_of_the_default_config() -> None:
+    server = load_settings(ROOT / "config" / "models.yaml", environ={}).server
+    exposed = {int(port) for arguments in _arguments("EXPOSE") for port in arguments.split()}
+    assert exposed == {server.http.port, server.grpc.port, server.omi.port}
+
+
+def test_dockerfile_copies_what_exists_and_the_ignore_file_keeps_it() -> None:
+    ignored = {
+        line.strip()
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for arguments in _arguments("COPY"):
+        *sources, _destination = arguments.split()
+        for source in sources:
+            assert (ROOT / source).exists(), source
+            assert source.rstrip("/") not in ignored, source
+    # What the package build reads (setup.cfg: long_description = file: README.md).
+    copied = " ".join(_arguments("COPY"))
+    for needed in ("pyproject.toml", "setup.cfg", "README.md", "wsgi.py", "gunicorn.conf.py"):
+        assert needed in copied, needed
+
+
+def test_dockerfile_installs_the_all_extra_the_makefile_installs() -> None:
+    installs = [run for run in _runs() if run[:2] == ["pip", "install"]]
+    assert [run[2:] for run in installs] == [[".[all]"]]
+    assert re.search(r"install .*-e '\.\[all,test\]'", MAKEFILE)
+    assert re.search(r"^all =$", (ROOT / "setup.cfg").read_text(), flags=re.MULTILINE)
+
+
+def test_dockerfile_trains_the_examples_as_make_does(tmp_path: Path) -> None:
+    trains = [run for run in _runs() if run[:3] == ["python", "-m", "examples.train"]]
+    assert [shlex.join(run) for run in trains] == ["python -m examples.train --out models"]
+    assert shlex.join(trains[0]) in _makefile_commands()
+    out = tmp_path / "models"
+    subprocess.run(
+        [sys.executable, *trains[0][1:-1], str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    settings = load_settings(ROOT / "config" / "models.yaml", environ={})
+    for model in settings.models:
+        if model.uri is not None:
+            assert (out / model.uri.name).is_file(), model.uri.name
+
+
+def test_every_run_command_is_known() -> None:
+    """A new RUN step needs a check here (and, if it builds something, a Makefile target)."""
+    checked = {"groupadd", "useradd", "pip", "python"}
+    assert {run[0] for run in _runs()} <= checked
+
+
+def test_dockerfile_cmd_is_make_run_and_its_config_checks(tmp_path: Path) -> None:
+    command = _exec_form(_arguments("CMD")[-1])
+    assert command == ["gunicorn", "wsgi:app"]
+    assert shlex.join(command) in _makefile_commands()
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("gunicorn")), "--check-config", *command[1:]],
+        cwd=ROOT,
+        env={**os.environ, "MODELPORT_GRPC_PORT": "0", "MODELPORT_OMI_PORT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def _healthcheck(port: int) -> subprocess.CompletedProcess[str]:
+    arguments = _arguments("HEALTHCHECK")[-1]
+    command = _exec_form(arguments.partition("CMD")[2])
+    assert command[0] == "python"
+    return subprocess.run(
+        [sys.executable, *command[1:]],
+        env={**os.environ, "MODELPORT_HTTP_PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.e2e
+def test_healthcheck_passes_on_a_ready_server_and_fails_without_one(
+    server: GunicornServer,
+) -> None:
+    assert "/v2/health/ready" in _arguments("HEALTHCHECK")[-1]
+    ready = _healthcheck(server.http_port)
+    assert ready.returncode == 0, ready.stderr
+    assert _healthcheck(free_port()).returncode != 0
+
+
+# -- docker-compose ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return _yaml(DEPLOY / "docker-compose.yml")
+
+
+def test_compose_file_follows_the_compose_spec(compose: dict[str, Any]) -> None:
+    vendored = files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    assert _errors(json.loads(vendored.read_text()), compose) == []
+
+
+def test_compose_mounts_files_that_exist(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            if volume["type"] == "bind":
+                assert (DEPLOY / volume["source"]).exists(), (name, volume["source"])
+        build = service.get("build")
+        if build:
+            assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
+
+
+def test_compose_runs_replicas_behind_a_balancer_for_http_and_grpc(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    replicas = services["modelport"]
+    assert replicas["deploy"]["replicas"] >= 2
+    assert "ports" not in replicas  # replicas cannot share host ports; the balancer publishes
+    balancer = services["loadbalancer"]
+    assert {port.split(":")[-1] for port in balancer["ports"]} == {"8080", "8081", "45000"}
+    assert balancer["depends_on"]["modelport"]["condition"] == "service_healthy"
+
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    upstreams = dict(re.findall(r"upstream (\w+) \{[^}]*?server (\S+)", nginx))
+    assert set(upstreams.values()) == {"modelport:8080", "modelport:8081", "modelport:45000"}
+    for port, upstream in (("8081", "modelport:8081"), ("45000", "modelport:45000")):
+        block = re.search(rf"listen {port};(.*?)\n    \}}", nginx, flags=re.DOTALL)
+        assert block is not None, port
+        assert "http2 on;" in block[1]
+        name = next(name for name, server in upstreams.items() if server == upstream)
+        assert f"grpc_pass grpc://{name};" in block[1]
+
+
+def test_compose_config_serves_on_the_ports_the_stack_uses(compose: dict[str, Any]) -> None:
+    service = compose["services"]["modelport"]
+    mount = next(v for v in service["volumes"] if v["target"] == "/app/config/models.yaml")
+    server = load_settings(DEPLOY / mount["source"], environ={}).server
+    assert {server.http.port, server.grpc.port, server.omi.port} == {
+        int(port) for port in service["expose"]
+    }
+
+
+def test_prometheus_scrapes_every_replica_on_the_metrics_route(compose: dict[str, Any]) -> None:
+    config = _yaml(DEPLOY / "prometheus.yml")
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    (discovery,) = job["dns_sd_configs"]
+    assert discovery["names"] == ["modelport"] and discovery["port"] == 8080
+    assert "modelport" in compose["services"]
+    app = create_app(ROOT / "tests" / "data" / "openapi.yaml", {"TESTING": True})
+    assert "/metrics" in {rule.rule for rule in app.url_map.iter_rules()}
+
+
+# -- KServe --------------------------------------------------------------------------------------
+
+
+def _manifests() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (path.name, document)
+        for path in sorted(KSERVE.glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    ]
+
+
+@pytest.mark.parametrize(("name", "manifest"), _manifests(), ids=lambda v: v)
+def test_kserve_manifest_is_valid(name: str, manifest: dict[str, Any]) -> None:
+    kind = manifest["kind"]
+    if kind in kserve_schema.schemas():
+        assert _errors(kserve_schema.schemas()[kind], manifest) == [], name
+    else:
+        kubernetes_validate.validate(manifest, kserve_schema.K8S_VERSION, strict=True)
+
+
+def _by_kind(kind: str) -> list[dict[str, Any]]:
+    return [manifest for _, manifest in _manifests() if manifest["kind"] == kind]
+
+
+def test_kserve_runtime_runs_the_image_with_the_configmap() -> None:
+    (runtime,) = _by_kind("ServingRuntime")
+    (configmap,) = _by_kind("ConfigMap")
+    spec = runtime["spec"]
+    assert set(spec["protocolVersions"]) == {"v1", "v2", "grpc-v2"}
+    (container,) = spec["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    mount = next(
+        m for m in container["volumeMounts"] if env["MODELPORT_CONFIG"].startswith(m["mountPath"])
+    )
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    assert Path(env["MODELPORT_CONFIG"]).name in configmap["data"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["securityContext"]["runAsUser"] == int(_arguments("USER")[-1])
+    assert {port["containerPort"] for port in container["ports"]} == {8080}
+
+
+def test_kserve_config_serves_the_storage_uri_model(tmp_path: Path) -> None:
+    (configmap,) = _by_kind("ConfigMap")
+    config = tmp_path / "models.yaml"
+    config.write_text(configmap["data"]["models.yaml"])
+    settings = load_settings(config, environ={"MODEL_NAME": "iris"})
+    (model,) = settings.models
+    assert model.error is None
+    assert (model.name, model.runtime) == ("iris", "sklearn")
+    assert model.uri == Path("/mnt/models/model.joblib")  # where storageUri is downloaded
+    assert (settings.server.http.port, settings.server.grpc.port) == (8080, 8081)
+
+
+def test_kserve_services_use_the_runtime_over_rest_and_grpc() -> None:
+    (runtime,) = _by_kind("ServingRuntime")
+    formats = {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
+    protocols = {}
+    for service in _by_kind("InferenceService"):
+        model = service["spec"]["predictor"]["model"]
+        assert model["runtime"] == runtime["metadata"]["name"]
+        assert model["modelFormat"]["name"] in formats
+        assert model["storageUri"]
+        protocols[model["protocolVersion"]] = {p["containerPort"] for p in model.get("ports", [])}
+    assert protocols == {"v2": set(), "grpc-v2": {8081}}
