@@ -73,25 +73,33 @@ def run_client(
     return result
 
 
-def omi_python() -> Path:
-    """The python of the chassisml client venv, made on first use (skips if pip cannot)."""
-    python = OMI_VENV / "bin" / "python"
-    marker = OMI_VENV / ".installed"
+def client_python(name: str, requirement: str) -> Path:
+    """The python of a real client's own venv (`.venv/<name>`), made on first use.
+
+    Real clients pin their own protobuf and register `inference.*` messages, so each lives apart
+    from our generated protos. Skips (with pip's words) only when the package cannot be installed.
+    """
+    venv = ROOT / ".venv" / name
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
     if marker.exists() and python.exists():
         return python
     try:
         if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(OMI_VENV)], check=True, timeout=120)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", OMI_CLIENT_REQUIREMENT],
+            [str(python), "-m", "pip", "install", "--quiet", requirement],
             check=True,
-            timeout=600,
+            timeout=900,
             capture_output=True,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         output = getattr(exc, "stderr", b"") or b""
-        pytest.skip(
-            f"cannot install {OMI_CLIENT_REQUIREMENT}: {output.decode(errors='replace')[-500:]}"
-        )
+        pytest.skip(f"cannot install {requirement}: {output.decode(errors='replace')[-500:]}")
     marker.touch()
     return python
+
+
+def omi_python() -> Path:
+    """The python of the chassisml client venv."""
+    return client_python(OMI_VENV.name, OMI_CLIENT_REQUIREMENT)
