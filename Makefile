@@ -72,3 +72,14 @@ compose: $(MODELS)
 deploy-check: $(MODELS)
 	$(VENV)/bin/gunicorn --check-config wsgi:app
 	$(PY) -m pytest tests/test_deploy.py $(PYTEST_ARGS)
+
+# -- Benchmark (bench/) -------------------------------------------------------------------------
+# Modelport against MLServer 1.7.1 and KServe 0.21 (each installed once into bench/.venvs/),
+# servers on core 0, our load generator on core 1; writes bench/results/<date>.md. About 15
+# minutes; `make bench BENCH_ARGS=--quick` is a smoke run (Modelport only, a few seconds).
+# Never part of `make test`.
+BENCH_ARGS ?=
+
+bench: $(MODELS)
+	$(PY) -c "import uvloop" 2>/dev/null || $(PIP) install --quiet -e '.[bench]'
+	$(PY) -m bench.run $(BENCH_ARGS)

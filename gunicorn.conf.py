@@ -4,9 +4,12 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.glogging import Logger
+
 from config.settings import load_settings
 
-_server = load_settings().server
+_settings = load_settings()
+_server = _settings.server
 
 # prometheus-client's multiprocess mode: every worker writes its samples under this folder and
 # /metrics adds them up. Set in the master before any worker exists; kept across `kill -HUP`
@@ -17,9 +20,22 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 # Bind where the config file says (server.http), unless MODELPORT_BIND says otherwise.
 bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port}")
-workers = int(os.environ.get("MODELPORT_WORKERS", "2"))
+# Chosen from `make bench` (bench/run.py; numbers in the README's Performance section), on one
+# core with the load generator on another:
+# - workers: one per CPU this process may run on. Two workers on one core served 25 % fewer
+#   iris requests than one, with twice the p99 (they only take turns on the same core).
+# - gthread: requests are CPU-bound Python, so a worker gains nothing from more than one request
+#   running at a time; it needs one thread in Python while another waits on a socket or in
+#   native code. 2 threads served as many iris requests as 8 at concurrency 8 with a third of
+#   the p99 (13 ms vs 37 ms): extra threads only queue for the GIL. gevent served REST as fast
+#   (with the fairness yield below) but its gRPC sidecar at half gthread's rate (977 vs 1,781).
+# - A model with `max_batch_size` needs that many requests in flight in one worker to fill a
+#   batch, so a worker gets as many threads as the largest batch (`tests/test_batching.py`).
+workers = int(os.environ.get("MODELPORT_WORKERS", "0")) or len(os.sched_getaffinity(0))
 worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("MODELPORT_THREADS", "8"))
+threads = int(os.environ.get("MODELPORT_THREADS", "0")) or max(
+    [2, *(model.max_batch_size for model in _settings.models)]
+)
 # Models load in each worker after the fork (never preload): the gRPC sidecar and native
 # runtimes must not be shared across fork().
 preload_app = False
@@ -31,6 +47,18 @@ keepalive = 75
 # One JSON object a line for gunicorn's own messages too; the access log is Modelport's
 # (`modelport.access`, with model, protocol and request id), so gunicorn's is off.
 accesslog = None
+
+
+class _Logger(Logger):
+    """gunicorn writes an access line per request whenever any logconfig is given, accesslog
+    or not: that line cost 20 % of a worker's time at 500 req/s (py-spy, bench/). Only an
+    explicit `--access-logfile` turns it on here."""
+
+    def _compute_access_log_enabled(self) -> bool:
+        return bool(self.cfg.accesslog)
+
+
+logger_class = _Logger
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -58,6 +86,21 @@ def post_worker_init(worker):
     from grpc_service import worker as sidecar
 
     sidecar.start(worker)
+
+
+def post_request(worker, req, environ, resp):
+    # gunicorn's gevent worker reads a keep-alive connection's next request straight after
+    # answering it; a client that sends at once is served again before anyone else, and the
+    # other connections starve (bench: p99 62 ms at concurrency 8, 279 ms at 32, p50 1 ms).
+    # Yielding once per request serves ready connections in turn: p99 12 ms and 38 ms.
+    if _gevent_worker(worker):
+        import gevent
+
+        gevent.sleep(0)
+
+
+def _gevent_worker(worker) -> bool:
+    return type(worker).__module__ == "gunicorn.workers.ggevent"
 
 
 def worker_int(worker):

@@ -11,7 +11,7 @@ from app.codec import rest as codec
 from app.codec.data_url import read_data_url
 from app.errors import InvalidInput, ModelUnavailable
 from app.types import InferRequest
-from blueprints import schemas
+from blueprints import envelopes, schemas
 from blueprints.common import (
     dataplane,
     infer_response,
@@ -116,10 +116,10 @@ def infer_request(
         request = codec.request_from_v2(name, version, envelope, tensors)
         request.cast_inputs = True
         return request
-    envelope = schemas.load(schemas.INFER_REQUEST, payload)
+    envelope = envelopes.infer_request(payload)
     inputs = envelope["inputs"]
     if codec.is_tensor_form(inputs):
-        items = schemas.load(schemas.INPUT_TENSORS, inputs)
+        items = envelopes.input_tensors(inputs)
         tensors = binary_codec.input_tensors(items, binary)
         return codec.request_from_v2(name, version, envelope, tensors)
     if not inputs:

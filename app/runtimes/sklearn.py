@@ -15,6 +15,7 @@ from app.runtimes.classifier import (
     classifier_outputs,
     regressor_outputs,
 )
+from app.runtimes.linear import linear_predict
 from app.types import TensorSpec
 
 
@@ -26,6 +27,8 @@ class SKLearnModel(Model):
     def load(self) -> None:
         """Unpickle the estimator and read its metadata from the fitted attributes."""
         self.estimator = joblib.load(self.uri)
+        # Linear classifiers answer `predictions` without sklearn's per-call validation.
+        self._predict = linear_predict(self.estimator) or self.estimator.predict
         n_features = getattr(self.estimator, "n_features_in_", None)
         shape = (-1, int(n_features)) if n_features else (-1, -1)
         self.inputs = [TensorSpec("input-0", "FP32", shape)]
@@ -51,7 +54,7 @@ class SKLearnModel(Model):
         rows = next(iter(inputs.values()))
         result: dict[str, np.ndarray] = {}
         if PREDICTIONS in names:
-            result[PREDICTIONS] = np.asarray(self.estimator.predict(rows))
+            result[PREDICTIONS] = np.asarray(self._predict(rows))
         if PROBABILITIES in names:
             result[PROBABILITIES] = np.asarray(self.estimator.predict_proba(rows), dtype=np.float32)
         return result
