@@ -21,7 +21,7 @@ from app.batching import Batcher
 from app.binding import bind_inputs, output_names
 from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
 from app.codec.tensors import as_bytes_array
-from app.errors import ModelFailed, ModelportError
+from app.errors import InvalidInput, ModelFailed, ModelportError
 from app.manager import ModelEntry, ModelManager
 from app.model import Model
 from app.stats import StatsRegistry
@@ -203,8 +203,19 @@ class DataPlane:
         """Every configured model version with its state (Triton's repository index)."""
         return [e for e in self.manager.entries() if e.ready or not ready_only]
 
-    def load_model(self, name: str) -> None:
-        """Load or reload a model; raises `ModelNotFound` or `ModelUnavailable`."""
+    def load_model(self, name: str, parameters: Collection[str] = ()) -> None:
+        """Load or reload a model, given the names of the request's load parameters.
+
+        Triton's load overrides (`config`, `file:<version>/<name>`) are refused: Modelport mounts
+        models from its config file only. Raises `InvalidInput` for those, `ModelNotFound` or
+        `ModelUnavailable`.
+        """
+        overrides = [key for key in parameters if key == "config" or key.startswith("file:")]
+        if overrides:
+            raise InvalidInput(
+                f"load parameter '{overrides[0]}' is not supported: "
+                "models come from the config file"
+            )
         self.manager.load(name)
 
     def unload_model(self, name: str) -> None:

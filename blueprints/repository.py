@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from app.errors import InvalidInput
 from app.stats import ModelStats
 from blueprints import schemas
 from blueprints.common import dataplane, json_response, read_json
 
 bp = Blueprint("repository", __name__)
-
-# Triton's load overrides; Modelport mounts models from its config file only.
-_UNSUPPORTED_LOAD_PARAMETERS = ("config",)
 
 
 @bp.post("/v2/repository/index")
@@ -33,16 +29,7 @@ def repository_index() -> Response:
 def load_model(name: str) -> Response:
     """Load or reload every configured version of a model (200, empty JSON object)."""
     payload = schemas.load(schemas.REPOSITORY_REQUEST, read_json(allow_empty=True))
-    overrides = [
-        key
-        for key in payload["parameters"]
-        if key in _UNSUPPORTED_LOAD_PARAMETERS or key.startswith("file:")
-    ]
-    if overrides:
-        raise InvalidInput(
-            f"load parameter '{overrides[0]}' is not supported: models come from the config file"
-        )
-    dataplane().load_model(name)
+    dataplane().load_model(name, list(payload["parameters"]))
     return json_response({})
 
 

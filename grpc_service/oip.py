@@ -23,8 +23,6 @@ from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 #: Methods that stay public when auth is configured (DESIGN §4).
 PUBLIC_METHODS = frozenset(f"/{SERVICE_NAME}/{rpc}" for rpc in ("ServerLive", "ServerReady"))
-# Triton's load overrides; Modelport mounts models from its config file only (as over REST).
-_UNSUPPORTED_LOAD_PARAMETERS = ("config",)
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -107,17 +105,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.RepositoryModelLoadRequest, context: grpc.ServicerContext
     ):
         """Load or reload a model, through the same data-plane call as REST."""
-        overrides = [
-            key
-            for key in request.parameters
-            if key in _UNSUPPORTED_LOAD_PARAMETERS or key.startswith("file:")
-        ]
-        if overrides:
-            raise InvalidInput(
-                f"load parameter '{overrides[0]}' is not supported: "
-                "models come from the config file"
-            )
-        self._dataplane.load_model(_model_name(request))
+        self._dataplane.load_model(_model_name(request), list(request.parameters))
         return pb.RepositoryModelLoadResponse()
 
     def RepositoryModelUnload(
