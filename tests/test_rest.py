@@ -232,6 +232,12 @@ def test_repository_index_load_unload(client: FlaskClient) -> None:
     assert client.post("/v2/repository/models/broken/load").status_code == 503
     override = client.post("/v2/repository/models/sum/load", json={"parameters": {"config": "{}"}})
     assert override.status_code == 400
+    files = client.post(
+        "/v2/repository/models/sum/load", json={"parameters": {"file:1/model.onnx": "AA=="}}
+    )
+    assert (
+        files.status_code == 400 and "'file:1/model.onnx' is not supported" in files.json["error"]
+    )
 
 
 def test_statistics(client: FlaskClient) -> None:
@@ -259,3 +265,15 @@ def test_explain_routes_exist_and_say_what_is_missing(client: FlaskClient) -> No
     assert unexplainable.status_code == 501
     assert "explain.background" in unexplainable.json["error"]
     assert client.post("/v2/models/nope/explain", json=IRIS_V2).status_code == 404
+
+
+@pytest.mark.parametrize("model", ["iris", "iris-xgboost", "iris-lightgbm"])
+def test_a_request_with_no_rows_answers_empty_outputs(client: FlaskClient, model: str) -> None:
+    body = {
+        "inputs": [{"name": "input-0", "shape": [0, 4], "datatype": "FP32", "data": []}],
+        "outputs": [{"name": "predictions"}, {"name": "probabilities"}],
+    }
+    answer = client.post(f"/v2/models/{model}/infer", json=body)
+    assert answer.status_code == 200, answer.json
+    shapes = {o["name"]: (o["shape"], o["datatype"], o["data"]) for o in answer.json["outputs"]}
+    assert shapes == {"predictions": ([0], "INT64", []), "probabilities": ([0, 3], "FP32", [])}

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from typing import Any
 
 import lightgbm
 import numpy as np
 
-from app.model import Model
 from app.runtimes.classifier import (
     PREDICTIONS,
     PROBABILITIES,
-    classifier_outputs,
     labels_from_probabilities,
-    regressor_outputs,
 )
-from app.types import TensorSpec
+from app.runtimes.tabular import TabularModel
 
 # Names LightGBM invents when trained on arrays; they say nothing a client could use.
 _AUTO_FEATURE = re.compile(r"Column_\d+")
 _MULTICLASS = ("multiclass", "multiclassova")
 
 
-class LightGBMModel(Model):
+class LightGBMModel(TabularModel):
     """A booster whose objective decides whether it answers like a classifier or a regressor."""
 
     platform = "lightgbm_text"
@@ -42,12 +38,7 @@ class LightGBMModel(Model):
             self.classes = np.arange(2, dtype=np.int64)
         else:
             self.classes = None
-        self.inputs = [TensorSpec("input-0", "FP32", (-1, self.booster.num_feature()))]
-        if self.classes is not None:
-            self.outputs = classifier_outputs(self.classes, len(self.classes))
-        else:
-            self.outputs = regressor_outputs()
-        self.default_outputs = [PREDICTIONS]
+        self.declare(self.booster.num_feature(), self.classes)
         names = [str(name) for name in self.booster.feature_name()]
         auto = all(_AUTO_FEATURE.fullmatch(name) for name in names)
         self.features = None if auto else names
@@ -63,22 +54,8 @@ class LightGBMModel(Model):
             objective = self.booster.params.get("objective", "regression")
         return str(objective).split()[0]
 
-    def predict(
-        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
-    ) -> dict[str, np.ndarray]:
-        """Predictions for the rows of the first input."""
-        return self.predict_outputs(inputs, parameters, (PREDICTIONS,))
-
-    def predict_outputs(
-        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any], names: Collection[str]
-    ) -> dict[str, np.ndarray]:
+    def predict_rows(self, rows: np.ndarray, names: Collection[str]) -> dict[str, np.ndarray]:
         """One booster call, shaped into what `names` asks for."""
-        wanted = {PREDICTIONS} if self.classes is None else {PREDICTIONS, PROBABILITIES}
-        if not wanted.intersection(names):
-            return {}
-        rows = np.asarray(next(iter(inputs.values())))
-        if rows.ndim == 1:
-            rows = rows.reshape(1, -1)
         values = np.asarray(self.booster.predict(rows, num_threads=self.num_threads))
         if self.classes is None:
             return {PREDICTIONS: values.astype(np.float32)}

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
 
 import numpy as np
 import xgboost
 
-from app.model import Model
 from app.runtimes.classifier import (
     PREDICTIONS,
     PROBABILITIES,
-    classifier_outputs,
     labels_from_probabilities,
-    regressor_outputs,
 )
-from app.types import TensorSpec
+from app.runtimes.tabular import TabularModel
 
 # Objectives whose booster answers one probability per class (softmax: the class index instead).
 _MULTICLASS = ("multi:softprob", "multi:softmax")
 _BINARY = "binary:logistic"
 
 
-class XGBoostModel(Model):
+class XGBoostModel(TabularModel):
     """A booster whose objective decides whether it answers like a classifier or a regressor."""
 
     platform = "xgboost_json"
@@ -43,31 +39,12 @@ class XGBoostModel(Model):
             self.classes = np.arange(2, dtype=np.int64)
         else:
             self.classes = None
-        self.inputs = [TensorSpec("input-0", "FP32", (-1, self.booster.num_features()))]
-        if self.classes is not None:
-            self.outputs = classifier_outputs(self.classes, len(self.classes))
-        else:
-            self.outputs = regressor_outputs()
-        self.default_outputs = [PREDICTIONS]
+        self.declare(self.booster.num_features(), self.classes)
         names = self.booster.feature_names
         self.features = [str(name) for name in names] if names else None
 
-    def predict(
-        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
-    ) -> dict[str, np.ndarray]:
-        """Predictions for the rows of the first input."""
-        return self.predict_outputs(inputs, parameters, (PREDICTIONS,))
-
-    def predict_outputs(
-        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any], names: Collection[str]
-    ) -> dict[str, np.ndarray]:
+    def predict_rows(self, rows: np.ndarray, names: Collection[str]) -> dict[str, np.ndarray]:
         """One `inplace_predict` call (no DMatrix), shaped into what `names` asks for."""
-        wanted = {PREDICTIONS} if self.classes is None else {PREDICTIONS, PROBABILITIES}
-        if not wanted.intersection(names):
-            return {}
-        rows = np.asarray(next(iter(inputs.values())))
-        if rows.ndim == 1:
-            rows = rows.reshape(1, -1)
         if self.classes is None:
             return {PREDICTIONS: self._run(rows, "value").astype(np.float32)}
         probabilities = self._probabilities(rows)
