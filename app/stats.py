@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -40,6 +41,45 @@ class ModelStats:
     fail: Duration = field(default_factory=Duration)
     compute_infer: Duration = field(default_factory=Duration)
     batches: dict[int, Duration] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Triton's `$model_stat` (reference §6.1): REST answers it, gRPC parses it into proto.
+
+        Modelport times a request as a whole and the model call inside it, so queue,
+        compute_input and compute_output carry counts but no time: perf_analyzer requires the
+        three compute counts to be equal, and finds the version it measured by the queue count
+        that grew.
+        """
+        zero = {"count": 0, "ns": 0}
+        untimed = {"count": self.compute_infer.count, "ns": 0}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "last_inference": self.last_inference,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
+            "inference_stats": {
+                "success": self.success.to_dict(),
+                "fail": self.fail.to_dict(),
+                "queue": {"count": self.success.count, "ns": 0},
+                "compute_input": untimed,
+                "compute_infer": self.compute_infer.to_dict(),
+                "compute_output": untimed,
+                "cache_hit": zero,
+                "cache_miss": zero,
+            },
+            "batch_stats": [
+                {
+                    "batch_size": size,
+                    "compute_input": {"count": duration.count, "ns": 0},
+                    "compute_infer": duration.to_dict(),
+                    "compute_output": {"count": duration.count, "ns": 0},
+                }
+                for size, duration in sorted(self.batches.items())
+            ],
+            "memory_usage": [],
+            "response_stats": {},
+        }
 
 
 class StatsRegistry:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from app.stats import ModelStats
 from blueprints import schemas
 from blueprints.common import dataplane, json_response, read_json
 
@@ -54,40 +53,5 @@ def statistics(name: str | None = None, version: str | None = None) -> Response:
     else:
         entries = plane.manager.entries(name)
     return json_response(
-        {"model_stats": [stats_to_json(plane.stats.snapshot(e.name, e.version)) for e in entries]}
+        {"model_stats": [plane.stats.snapshot(e.name, e.version).to_dict() for e in entries]}
     )
-
-
-def stats_to_json(stats: ModelStats) -> dict[str, object]:
-    """One `$model_stat` object (reference §6.1)."""
-    zero = {"count": 0, "ns": 0}
-    # Counted, not timed: perf_analyzer needs equal compute counts and a growing queue count.
-    untimed = {"count": stats.compute_infer.count, "ns": 0}
-    return {
-        "name": stats.name,
-        "version": stats.version,
-        "last_inference": stats.last_inference,
-        "inference_count": stats.inference_count,
-        "execution_count": stats.execution_count,
-        "inference_stats": {
-            "success": stats.success.to_dict(),
-            "fail": stats.fail.to_dict(),
-            "queue": {"count": stats.success.count, "ns": 0},
-            "compute_input": untimed,
-            "compute_infer": stats.compute_infer.to_dict(),
-            "compute_output": untimed,
-            "cache_hit": zero,
-            "cache_miss": zero,
-        },
-        "batch_stats": [
-            {
-                "batch_size": size,
-                "compute_input": {"count": duration.count, "ns": 0},
-                "compute_infer": duration.to_dict(),
-                "compute_output": {"count": duration.count, "ns": 0},
-            }
-            for size, duration in sorted(stats.batches.items())
-        ],
-        "memory_usage": [],
-        "response_stats": {},
-    }

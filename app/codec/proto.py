@@ -294,44 +294,9 @@ def repository_index_to_proto(entries: Iterable[ModelEntry]) -> pb.RepositoryInd
     )
 
 
-def _duration(count: int, ns: int) -> pb.StatisticDuration:
-    return pb.StatisticDuration(count=count, ns=ns)
-
-
 def stats_to_proto(stats: ModelStats) -> pb.ModelStatistics:
-    """One `ModelStatistics`, the same layout as the REST `$model_stat` (reference §6.1).
-
-    Modelport times a request as a whole and the model call inside it, so queue, compute_input
-    and compute_output carry counts but no time: perf_analyzer requires the three compute counts
-    to be equal, and finds the version it measured by the queue count that grew.
-    """
-    infer = stats.compute_infer
-    return pb.ModelStatistics(
-        name=stats.name,
-        version=stats.version,
-        last_inference=stats.last_inference,
-        inference_count=stats.inference_count,
-        execution_count=stats.execution_count,
-        inference_stats=pb.InferStatistics(
-            success=_duration(stats.success.count, stats.success.ns),
-            fail=_duration(stats.fail.count, stats.fail.ns),
-            queue=_duration(stats.success.count, 0),
-            compute_input=_duration(infer.count, 0),
-            compute_infer=_duration(infer.count, infer.ns),
-            compute_output=_duration(infer.count, 0),
-            cache_hit=_duration(0, 0),
-            cache_miss=_duration(0, 0),
-        ),
-        batch_stats=[
-            pb.InferBatchStatistics(
-                batch_size=size,
-                compute_input=_duration(duration.count, 0),
-                compute_infer=_duration(duration.count, duration.ns),
-                compute_output=_duration(duration.count, 0),
-            )
-            for size, duration in sorted(stats.batches.items())
-        ],
-    )
+    """One `ModelStatistics`: the REST `$model_stat` (`ModelStats.to_dict`), parsed into proto."""
+    return json_format.ParseDict(stats.to_dict(), pb.ModelStatistics())
 
 
 def model_config_to_proto(config: Mapping[str, Any]) -> pb.ModelConfigResponse:
