@@ -14,6 +14,7 @@ one target for a regressor or a binary classifier (its positive class).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,7 @@ ATTRIBUTIONS = "attributions"
 BASE_VALUES = "base_values"
 
 
-class Explainer:
+class Explainer(ABC):
     """Computes explanation tensors for a model's rows; built once per loaded model.
 
     Explainers are cached per model object, weakly; an explainer must therefore never keep a
@@ -40,15 +41,15 @@ class Explainer:
     #: What the attributions add up to, answered as the `explained_output` response parameter.
     explained_output: str = ""
 
+    @abstractmethod
     def outputs(self) -> list[TensorSpec]:
         """The tensors `explain` returns, for the model metadata's `explanation_outputs`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def explain(
         self, model: Model, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
     ) -> Mapping[str, np.ndarray]:
         """Explanation tensors for the bound inputs of one request, each batch first."""
-        raise NotImplementedError
 
 
 def attribution_specs(targets: int, features: int) -> list[TensorSpec]:

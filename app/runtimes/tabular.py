@@ -8,6 +8,7 @@ request, and scikit-learn raises on it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Collection
 from typing import Any
 
@@ -19,7 +20,7 @@ from app.runtimes.classifier import PREDICTIONS, classifier_outputs, regressor_o
 from app.types import TensorSpec
 
 
-class TabularModel(Model):
+class TabularModel(Model, ABC):
     """Rows of features in, `predictions` (and `probabilities` for classifiers) out."""
 
     def declare(self, n_features: int | None, classes: np.ndarray | None) -> None:
@@ -50,9 +51,9 @@ class TabularModel(Model):
             return self._empty(names)
         return self.predict_rows(rows, names)
 
+    @abstractmethod
     def predict_rows(self, rows: np.ndarray, names: Collection[str]) -> dict[str, np.ndarray]:
         """The library call on at least one row; runtimes implement it."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement predict_rows")
 
     def _empty(self, names: Collection[str]) -> dict[str, np.ndarray]:
         specs = {spec.name: spec for spec in self.outputs}
