@@ -136,6 +136,10 @@ class ModelManager:
         """Every configured model name, in configuration order."""
         return list(self._entries)
 
+    def has(self, name: str) -> bool:
+        """Whether `name` is configured: one dict lookup, for per-request checks (metric labels)."""
+        return name in self._entries
+
     def entries(self, name: str | None = None) -> list[ModelEntry]:
         """Every version entry (of one model, or of all), oldest version first."""
         entries = self._entries

@@ -42,7 +42,7 @@ def _protocol(req: Request) -> str:
 def _model_label(req: Request, core: Modelport) -> str:
     name = (req.view_args or {}).get("name", "")
     # Only configured names become labels: a client must not grow the metric cardinality.
-    return name if name in core.manager.names() else ""
+    return name if core.manager.has(name) else ""
 
 
 # Each use of Flask's `request`, `g` or `current_app` is a context-variable lookup: the hooks

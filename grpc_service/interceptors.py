@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -22,8 +22,8 @@ log = logging.getLogger("modelport.grpc")
 
 #: `guard(method, metadata)` raises (e.g. `Unauthenticated`) to refuse a call before it runs.
 Guard = Callable[[str, Any], None]
-#: The configured model names: only those become metric labels (clients cannot add labels).
-ModelNames = Callable[[], Collection[str]]
+#: Whether a model name is configured: only those become metric labels (clients cannot add any).
+KnownModel = Callable[[str], bool]
 
 #: Metric `protocol` label by service prefix; health and reflection are not counted.
 _PROTOCOLS = {"/inference.GRPCInferenceService/": "grpc", "/ModzyModel/": "omi"}
@@ -43,9 +43,9 @@ def status_of(exc: BaseException, method: str = "") -> tuple[grpc.StatusCode, st
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Runs the guard, then the handler, and turns whatever it raises into a gRPC status."""
 
-    def __init__(self, guard: Guard | None = None, model_names: ModelNames | None = None) -> None:
+    def __init__(self, guard: Guard | None = None, known_model: KnownModel | None = None) -> None:
         self._guard = guard
-        self._model_names = model_names or (lambda: ())
+        self._known_model = known_model or (lambda name: False)
 
     def intercept_service(
         self,
@@ -56,7 +56,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None  # grpcio answers UNIMPLEMENTED itself
-        return _wrap(handler, handler_call_details, self._guard, self._model_names)
+        return _wrap(handler, handler_call_details, self._guard, self._known_model)
 
 
 def _protocol(method: str) -> str | None:
@@ -65,7 +65,7 @@ def _protocol(method: str) -> str | None:
 
 def _observe(
     protocol: str | None,
-    model_names: ModelNames,
+    known_model: KnownModel,
     request: Any,
     sizes: list[int],
     context: grpc.ServicerContext,
@@ -78,7 +78,7 @@ def _observe(
     code = context.code() or grpc.StatusCode.OK
     size_in, size_out = sizes
     metrics.observe_request(
-        name if name in model_names() else "",
+        name if known_model(name) else "",
         protocol,
         code.name if isinstance(code, grpc.StatusCode) else str(code),
         time.perf_counter() - started,
@@ -91,7 +91,7 @@ def _wrap(
     handler: grpc.RpcMethodHandler,
     details: grpc.HandlerCallDetails,
     guard: Guard | None,
-    model_names: ModelNames,
+    known_model: KnownModel,
 ) -> grpc.RpcMethodHandler:
     method = details.method
     protocol = _protocol(method)
@@ -153,7 +153,7 @@ def _wrap(
         except Exception as exc:
             abort(context, exc)
         finally:
-            _observe(protocol, model_names, request, sizes, context, started)
+            _observe(protocol, known_model, request, sizes, context, started)
 
     def streaming(behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]]):
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
