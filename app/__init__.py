@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
+from app.flaskapp import ModelportFlask
+
 if TYPE_CHECKING:  # the package stays light: `config.settings` imports `app.types`
     from app.dataplane import DataPlane
     from app.manager import ModelManager
@@ -50,7 +52,7 @@ def create_app(
     settings = overrides.pop("settings", None) or load_settings(config_path)
     json_logging.configure()
 
-    app = Flask(__name__)
+    app = ModelportFlask(__name__)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.limits.max_request_bytes
     app.config.update(overrides)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 from flask import Flask, Request, Response, current_app, g, request
 
 from app import Modelport, metrics
 from app.auth import Authenticator
+from app.ids import hex_id
 from app.logging import request_id
 
 log = logging.getLogger("modelport.access")
@@ -55,7 +55,7 @@ def before_request() -> None:
     ctx = g._get_current_object()  # type: ignore[attr-defined]
     ctx.started = time.perf_counter()
     environ = req.environ  # what req.headers reads, without building the headers object
-    ctx.request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
+    ctx.request_id = environ.get("HTTP_X_REQUEST_ID") or hex_id()
     request_id.set(ctx.request_id)
     if req.endpoint in PUBLIC_ENDPOINTS:
         return

@@ -6,7 +6,6 @@ turns `data` into numpy (and back) and applies each form's conventions.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ import orjson
 
 from app.codec.tensors import check_shape, ndarray_from_json, ndarray_to_json
 from app.errors import InvalidInput
+from app.ids import uuid_id
 from app.types import InferRequest, InferResponse, RequestedOutput, Tensor
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -37,7 +37,7 @@ def dumps(payload: Any) -> bytes:
 
 def new_id() -> str:
     """A request id for requests that bring none (KServe sends a uuid4 too)."""
-    return str(uuid.uuid4())
+    return uuid_id()
 
 
 # -- OIP v2 ------------------------------------------------------------------------------------
