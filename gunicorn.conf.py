@@ -110,9 +110,11 @@ def worker_int(worker):
 
 
 def worker_exit(server, worker):
+    from app import metrics
     from grpc_service import worker as sidecar
 
     sidecar.stop(worker)
+    metrics.flush()  # the last requests' counts are buffered in this worker (app/metrics.py)
 
 
 def child_exit(server, worker):

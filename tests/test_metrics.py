@@ -1,14 +1,20 @@
-"""/metrics from a 2-worker gunicorn counts exactly the requests sent, across workers."""
+"""/metrics from a 2-worker gunicorn counts exactly the requests sent, across workers.
+
+Workers buffer their counts and write them every `metrics.FLUSH_SECONDS` (app/metrics.py), so a
+scrape is repeated until the other worker's last counts are in, then compared exactly.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from app import metrics
 from tests.server import GunicornServer
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +47,16 @@ def count(text: str, **labels: str) -> float:
     )
 
 
+def scrape(url: str, ready: Callable[[str], bool], timeout: float = 10.0) -> str:
+    """/metrics once `ready` holds for it (or the last scrape when it never does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = requests.get(f"{url}/metrics", timeout=10).text
+        if ready(text) or time.monotonic() > deadline:
+            return text
+        time.sleep(metrics.FLUSH_SECONDS / 2)
+
+
 def test_counts_equal_the_requests_sent(metered: GunicornServer) -> None:
     url = metered.url
 
@@ -69,7 +85,11 @@ def test_counts_equal_the_requests_sent(metered: GunicornServer) -> None:
     assert set(statuses["v1"]) == {200} and set(statuses["v2"]) == {200}
     assert set(statuses["bad"]) == {400} and set(statuses["missing"]) == {404}
 
-    text = requests.get(f"{url}/metrics", timeout=10).text
+    def complete(text: str) -> bool:
+        latency = samples(text, "modelport_request_duration_seconds_count")
+        return sum(v for k, v in latency.items() if ("model", "iris") in k) >= 90
+
+    text = scrape(url, complete)
     assert count(text, model="iris", protocol="v1", status="200") == 40
     assert count(text, model="iris", protocol="v2", status="200") == 30
     assert count(text, model="iris", protocol="v2", status="400") == 20
@@ -97,7 +117,9 @@ def test_grpc_calls_are_counted_too(metered: GunicornServer) -> None:
             stub.ModelMetadata(pb.ModelMetadataRequest(name="iris"))
         with pytest.raises(grpc.RpcError):
             stub.ModelMetadata(pb.ModelMetadataRequest(name="nope"))
-    text = requests.get(f"{metered.url}/metrics", timeout=10).text
+    text = scrape(
+        metered.url, lambda text: count(text, model="", protocol="grpc", status="NOT_FOUND") >= 1
+    )
     assert count(text, model="iris", protocol="grpc", status="OK") == 5
     assert count(text, model="", protocol="grpc", status="NOT_FOUND") == 1
 
@@ -111,7 +133,13 @@ def test_concurrent_requests_join_batches_and_sizes_are_exported(metered: Gunico
 
     with ThreadPoolExecutor(16) as pool:
         assert set(pool.map(call, range(48))) == {200}
-    text = requests.get(f"{metered.url}/metrics", timeout=10).text
+    text = scrape(
+        metered.url,
+        lambda text: (
+            samples(text, "modelport_batch_size_sum").get(frozenset({("model", "slow-batched")}), 0)
+            >= 48
+        ),
+    )
     buckets = samples(text, "modelport_batch_size_bucket")
     single = sum(v for k, v in buckets.items() if {("model", "slow-batched"), ("le", "1.0")} <= k)
     total = sum(v for k, v in buckets.items() if {("model", "slow-batched"), ("le", "+Inf")} <= k)
