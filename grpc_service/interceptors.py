@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -43,9 +43,16 @@ def status_of(exc: BaseException, method: str = "") -> tuple[grpc.StatusCode, st
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Runs the guard, then the handler, and turns whatever it raises into a gRPC status."""
 
-    def __init__(self, guard: Guard | None = None, known_model: KnownModel | None = None) -> None:
+    def __init__(
+        self,
+        guard: Guard | None = None,
+        known_model: KnownModel | None = None,
+        deserializers: Mapping[str, Callable[[bytes], Any]] | None = None,
+    ) -> None:
         self._guard = guard
         self._known_model = known_model or (lambda name: False)
+        # Per method, a request reader used instead of the generated `FromString`.
+        self._deserializers = dict(deserializers or {})
 
     def intercept_service(
         self,
@@ -56,7 +63,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None  # grpcio answers UNIMPLEMENTED itself
-        return _wrap(handler, handler_call_details, self._guard, self._known_model)
+        deserialize = self._deserializers.get(handler_call_details.method)
+        return _wrap(handler, handler_call_details, self._guard, self._known_model, deserialize)
 
 
 def _protocol(method: str) -> str | None:
@@ -92,6 +100,7 @@ def _wrap(
     details: grpc.HandlerCallDetails,
     guard: Guard | None,
     known_model: KnownModel,
+    deserialize_instead: Callable[[bytes], Any] | None = None,
 ) -> grpc.RpcMethodHandler:
     method = details.method
     protocol = _protocol(method)
@@ -110,7 +119,7 @@ def _wrap(
     # response's, and (de)serializes them itself. upb's `ByteSize()` serializes the message to
     # count it: 11 ms for a 4 MiB tensor, half of what a 4 MiB ModelInfer cost (bench/, py-spy).
     # Failures to (de)serialize answer what grpcio answers for them.
-    deserialize = handler.request_deserializer
+    deserialize = deserialize_instead or handler.request_deserializer
     serialize = handler.response_serializer
 
     def unary_unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]):

@@ -14,6 +14,7 @@ import grpc
 
 from app.codec import proto as codec
 from app.codec.model_config import model_config_to_json
+from app.codec.proto_wire import InferCall, read_infer_call
 from app.dataplane import DataPlane
 from app.errors import InvalidInput, ModelNotFound
 from grpc_service.interceptors import status_of
@@ -23,6 +24,8 @@ from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 #: Methods that stay public when auth is configured (DESIGN §4).
 PUBLIC_METHODS = frozenset(f"/{SERVICE_NAME}/{rpc}" for rpc in ("ServerLive", "ServerReady"))
+#: Request readers that replace the generated ones: ModelInfer keeps raw tensors uncopied.
+DESERIALIZERS = {f"/{SERVICE_NAME}/ModelInfer": read_infer_call}
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -56,13 +59,21 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         metadata = self._dataplane.model_metadata(request.name, request.version or None)
         return codec.model_metadata_to_proto(metadata)
 
-    def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext):
-        """One inference; outputs come back raw when the inputs came raw."""
+    def ModelInfer(self, request: InferCall | pb.ModelInferRequest, context: grpc.ServicerContext):
+        """One inference; outputs come back raw when the inputs came raw.
+
+        The server hands this method an `InferCall` (`DESERIALIZERS` below), whose raw tensors
+        are views of the received bytes; a plain message works too.
+        """
+        if isinstance(request, InferCall):
+            return self._infer(request.message, request.raw)
         return self._infer(request)
 
-    def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        response = self._dataplane.infer(codec.request_from_proto(request))
-        return codec.response_to_proto(response, codec.wants_raw_outputs(request))
+    def _infer(
+        self, request: pb.ModelInferRequest, raw: list[memoryview] | None = None
+    ) -> pb.ModelInferResponse:
+        response = self._dataplane.infer(codec.request_from_proto(request, raw))
+        return codec.response_to_proto(response, codec.wants_raw_outputs(request, raw))
 
     def ModelStreamInfer(
         self, request_iterator: Iterator[pb.ModelInferRequest], context: grpc.ServicerContext

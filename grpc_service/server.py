@@ -87,7 +87,9 @@ def create_server(
     credentials = Credentials(server_settings.auth)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=[ErrorInterceptor(_guard(credentials), dataplane.manager.has)],
+        interceptors=[
+            ErrorInterceptor(_guard(credentials), dataplane.manager.has, oip.DESERIALIZERS)
+        ],
         options=[
             ("grpc.so_reuseport", 1),
             ("grpc.max_receive_message_length", limit),

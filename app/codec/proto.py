@@ -9,7 +9,7 @@ range-checked before they are narrowed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -171,13 +171,18 @@ def ndarray_to_proto(array: np.ndarray, datatype: str, contents: pb.InferTensorC
 # -- inference ------------------------------------------------------------------------------
 
 
-def request_from_proto(message: pb.ModelInferRequest) -> InferRequest:
+def request_from_proto(
+    message: pb.ModelInferRequest, raw: Sequence[bytes | memoryview] | None = None
+) -> InferRequest:
     """The internal request of a `ModelInferRequest`.
 
-    Raises `InvalidInput` when raw and typed contents are mixed, the number of raw entries does
-    not match the inputs, or an input's data does not fit its datatype and shape.
+    `raw` replaces the message's `raw_input_contents` when the caller has already taken them
+    out of the wire bytes (`proto_wire.read_infer_call`). Raises `InvalidInput` when raw and
+    typed contents are mixed, the number of raw entries does not match the inputs, or an
+    input's data does not fit its datatype and shape.
     """
-    raw = message.raw_input_contents
+    if raw is None:
+        raw = message.raw_input_contents
     if raw:
         if len(raw) != len(message.inputs):
             raise InvalidInput(
@@ -213,13 +218,15 @@ def request_from_proto(message: pb.ModelInferRequest) -> InferRequest:
     )
 
 
-def wants_raw_outputs(message: pb.ModelInferRequest) -> bool:
+def wants_raw_outputs(
+    message: pb.ModelInferRequest, raw: Sequence[bytes | memoryview] | None = None
+) -> bool:
     """Answer in the request's form: raw in, raw out; typed in, typed out (reference §7.5).
 
     tritonclient and perf_analyzer always send raw, and read numeric outputs only from
-    raw_output_contents, so they always get raw back.
+    raw_output_contents, so they always get raw back. `raw` as in `request_from_proto`.
     """
-    if message.raw_input_contents or not message.inputs:
+    if (message.raw_input_contents if raw is None else raw) or not message.inputs:
         return True
     return not any(tensor.contents.ListFields() for tensor in message.inputs)
 
