@@ -57,6 +57,22 @@ def test_bool_and_bytes_json() -> None:
     assert b64.tolist() == [b"\x00\x01"]
 
 
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+@pytest.mark.parametrize(
+    "data",
+    [[0.1, 2, True, 2**60, -0.0, 3.4e38, 1e-45], [1.5] * 1000, [2.5, 1.7e308]],
+    ids=["mixed", "long", "huge"],
+)
+def test_flat_float_lists_read_as_numpy_reads_them(datatype: str, data: list) -> None:
+    # Flat lists starting with a float take the `array` module's path; numpy is the reference.
+    dtype = dtype_from_datatype(datatype)
+    with np.errstate(over="ignore"):
+        want = np.asarray(data).astype(dtype)
+    got = ndarray_from_json("x", datatype, (len(data),), data)
+    assert got.dtype == dtype and got.flags.writeable
+    np.testing.assert_array_equal(got, want)
+
+
 def test_null_reads_as_nan_for_floats() -> None:
     array = ndarray_from_json("x", "FP32", (2,), [None, 1.5])
     assert np.isnan(array[0]) and array[1] == 1.5
@@ -76,6 +92,9 @@ def test_null_reads_as_nan_for_floats() -> None:
         ("BYTES", (1,), ["!!"], "strings"),
         ("FP32", (1,), 5, "must be a list"),
         ("FP32", (10**9, 10**9), [1], "needs 1000000000000000000 elements"),
+        ("FP32", (2,), [1.5, 10**400], "out of range"),
+        ("FP64", (2,), [1.5, "2"], "not a regular array"),
+        ("FP32", (2,), [1.5, [2.5]], "not a regular array"),
     ],
 )
 def test_bad_json_data_is_named(datatype: str, shape: tuple, data: object, message: str) -> None:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import math
 import struct
+from array import array as packed_array
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -66,7 +67,24 @@ def ndarray_from_json(
     return array.reshape(shape)
 
 
+#: The `array` module's type codes of the float widths JSON numbers are packed into.
+_ARRAY_CODES = {4: "f", 8: "d"}
+
+
 def _numeric_from_json(name: str, datatype: str, dtype: np.dtype, data: list) -> np.ndarray:
+    if dtype.kind == "f" and data and type(data[0]) is float:
+        # A flat list of JSON numbers (what tritonclient and perf_analyzer send): the array
+        # module converts it in one C loop, a third faster than numpy's element-type discovery
+        # (bench/, W3 and W4). The values are the same: both round each double to the dtype.
+        # Anything else (null, nested rows, strings, huge ints) raises here and goes below.
+        try:
+            packed = packed_array(_ARRAY_CODES[dtype.itemsize], data)
+        except (TypeError, OverflowError, KeyError):
+            pass
+        else:
+            return np.frombuffer(packed, dtype=np.dtype(f"={packed.typecode}")).astype(
+                dtype, copy=False
+            )
     try:
         array = np.asarray(data)
     except (ValueError, TypeError):
@@ -82,6 +100,8 @@ def _numeric_from_json(name: str, datatype: str, dtype: np.dtype, data: list) ->
             array = np.asarray(data, dtype=dtype)
         except (ValueError, TypeError):
             pass
+        except OverflowError:  # an integer beyond any float (orjson stops those at 64 bits)
+            raise InvalidInput(f"input '{name}': a value is out of range for {datatype}") from None
         else:
             return array
     if datatype == "BOOL":
