@@ -20,7 +20,13 @@ from app.batching import Batcher
 from app.binding import bind_inputs, output_names
 from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
 from app.codec.tensors import as_bytes_array
-from app.errors import InvalidInput, ModelFailed, ModelNotFound, ModelportError
+from app.errors import (
+    InvalidInput,
+    ModelFailed,
+    ModelNotFound,
+    ModelportError,
+    NotImplementedByModel,
+)
 from app.manager import ModelEntry, ModelManager
 from app.model import Model
 from app.stats import StatsRegistry
@@ -109,16 +115,10 @@ class DataPlane:
         try:
             result = self._predict(model, inputs, request.parameters, names or ())
         except ModelportError:
-            self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
+            self._record_failure(model, started)
             raise
         except Exception as exc:
-            self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
-            log.exception("model '%s' version '%s' raised", model.name, model.version)
-            raise ModelFailed(
-                f"model '{model.name}' failed: {exc}"
-                if str(exc)
-                else f"model '{model.name}' failed: {type(exc).__name__}"
-            ) from exc
+            raise self._model_failed(model, started, exc) from exc
         infer_ns = time.perf_counter_ns() - infer_started
         outputs = self._outputs(model, result, names)
         self.stats.record_success(
@@ -134,6 +134,43 @@ class DataPlane:
             id=request.id,
             outputs=outputs,
         )
+
+    def process(
+        self, name: str, version: str | None, item: Mapping[str, bytes]
+    ) -> Mapping[str, bytes]:
+        """Run one OMI (Chassis) item through the model's own `process(item)`.
+
+        Counted, timed and wrapped as `infer` is, so an OMI item lands in the same statistics
+        and metrics as a REST or gRPC request (one item, one inference). The result is the
+        model's own bytes, returned as it made them; the OMI codec checks them. Raises
+        `ModelNotFound`, `ModelUnavailable`, `NotImplementedByModel` (no `process`), or
+        `ModelFailed` when the model raised.
+        """
+        started = time.perf_counter_ns()
+        model = self.manager.get(name, version)
+        process = getattr(model, "process", None)
+        if not callable(process):
+            raise NotImplementedByModel(f"model '{model.name}' has no process(item) method")
+        try:
+            result = process(item)
+        except ModelportError:
+            self._record_failure(model, started)
+            raise
+        except Exception as exc:
+            raise self._model_failed(model, started, exc) from exc
+        elapsed = time.perf_counter_ns() - started
+        metrics.observe_batch(model.name, 1)
+        self.stats.record_success(model.name, model.version, 1, elapsed, elapsed)
+        return result
+
+    def _record_failure(self, model: Model, started: int) -> None:
+        self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
+
+    def _model_failed(self, model: Model, started: int, exc: Exception) -> ModelFailed:
+        """Count and log a model's own exception; the 500 its caller sees (message only)."""
+        self._record_failure(model, started)
+        log.exception("model '%s' version '%s' raised", model.name, model.version)
+        return ModelFailed(f"model '{model.name}' failed: {str(exc) or type(exc).__name__}")
 
     def _predict(
         self,
