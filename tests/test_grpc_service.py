@@ -329,3 +329,39 @@ def test_a_failed_omi_item_is_one_failed_inference(app: Flask, serve) -> None:
         1,
         0,
     ]
+
+
+def test_drain_reports_not_serving_ends_watches_and_keeps_serving_calls(app: Flask) -> None:
+    core = app.extensions["modelport"]
+    server_settings = core.settings.server
+    settings = dataclasses.replace(
+        core.settings,
+        server=dataclasses.replace(
+            server_settings,
+            grpc=dataclasses.replace(server_settings.grpc, port=0),
+            omi=dataclasses.replace(server_settings.omi, port=0),
+        ),
+    )
+    running, port = sidecar.create_server(core.dataplane, settings, host="127.0.0.1")
+    running.start()
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service="ModzyModel"), timeout=30)
+            assert next(watch).status == serving
+            running.drain()
+            assert [answer.status for answer in watch] == [not_serving]  # then it ends
+            for name in sidecar.HEALTH_REPORTS:
+                check = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+                assert check.status == not_serving, name
+            later = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+            assert [answer.status for answer in later] == [not_serving]
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            assert stub.ServerLive(pb.ServerLiveRequest(), timeout=5).live  # still answering
+    finally:
+        # No Watch is left open to hold the stop for its whole (long) grace.
+        assert running.stop(60).wait(30)
