@@ -5,6 +5,10 @@ the first request, never at import or in the factory. It takes the first waiting
 compatible ones until `max_batch_size` rows or `batch_delay_ms` have passed, calls the model once
 on the concatenated rows and hands each request its slice. A failed batch is re-run request by
 request, so a request that fails only fails itself.
+
+A batcher lives as long as its model version serves: `close()` (the data plane calls it when the
+manager retires the model) answers what is queued, then ends the collector, which is what lets an
+unloaded or reloaded model be freed.
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ def _key(
 
 
 class Batcher:
-    """Joins concurrent calls of one model into batches of at most `max_batch_size` rows."""
+    """Joins concurrent calls of one model into batches of at most `max_batch_size` rows.
+
+    `name` names the collector thread, so a stack dump or py-spy shows whose batcher it is.
+    """
 
     def __init__(
         self,
@@ -49,14 +56,19 @@ class Batcher:
         max_batch_size: int,
         delay_ms: float,
         on_batch: Callable[[int], None] | None = None,
+        name: str = "modelport-batcher",
     ) -> None:
         self._predict = predict
         self._max_rows = max_batch_size
         self._delay = delay_ms / 1000.0
         self._on_batch = on_batch or (lambda rows: None)
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._name = name
+        # None is close()'s marker: nothing is put after it, so it is the last thing collected.
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._held: list[_Item] = []  # taken from the queue but not fitting the last batch
-        self._start_lock = threading.Lock()
+        self._lock = threading.Lock()  # orders queue puts before close()'s marker
+        self._closed = False
+        self._drained = False  # the collector took the marker: only `_held` is left
         self._collector: threading.Thread | None = None
 
     def predict(
@@ -68,33 +80,51 @@ class Batcher:
             return self._predict(inputs, parameters, names)  # nothing to gain, or not batchable
         names = tuple(names)
         item = _Item(inputs, parameters, names, rows, _key(inputs, parameters, names))
-        self._ensure_collector()
-        self._queue.put(item)
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                if self._collector is None:
+                    self._collector = threading.Thread(
+                        target=self._collect, name=self._name, daemon=True
+                    )
+                    self._collector.start()
+                self._queue.put(item)
+        if closed:  # a request that looked the batcher up just before its model was retired
+            self._run_alone(item)
         return item.future.result()
 
-    def _ensure_collector(self) -> None:
-        if self._collector is not None:
-            return
-        with self._start_lock:
-            if self._collector is None:
-                self._collector = threading.Thread(
-                    target=self._collect_forever, name="modelport-batcher", daemon=True
-                )
-                self._collector.start()
+    def close(self) -> None:
+        """Stop batching: queued requests are still answered, then the collector ends.
+
+        Returns at once; calls that come later run unbatched. Idempotent.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._collector is not None:
+                self._queue.put(None)
 
     def _next(self, timeout: float | None) -> _Item | None:
+        """The next request (held ones first); None when none came within `timeout`, or when
+        the batcher is closed and nothing is left."""
         if self._held:
             return self._held.pop(0)
+        if self._drained:
+            return None
         try:
-            return self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()
+            item = self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()
         except queue.Empty:
             return None
+        if item is None:
+            self._drained = True
+        return item
 
-    def _collect_forever(self) -> None:
+    def _collect(self) -> None:
         while True:
             first = self._next(None)
-            if first is None:  # pragma: no cover - a blocking get always returns
-                continue
+            if first is None:  # closed, and every queued request has been answered
+                return
             batch, rows = [first], first.rows
             deadline = time.monotonic() + self._delay
             skipped: list[_Item] = []

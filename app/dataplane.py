@@ -11,7 +11,6 @@ import functools
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Collection, Mapping
 
 import numpy as np
@@ -21,7 +20,13 @@ from app.batching import Batcher
 from app.binding import bind_inputs, output_names
 from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
 from app.codec.tensors import as_bytes_array
-from app.errors import InvalidInput, ModelFailed, ModelportError
+from app.errors import (
+    InvalidInput,
+    ModelFailed,
+    ModelNotFound,
+    ModelportError,
+    NotImplementedByModel,
+)
 from app.manager import ModelEntry, ModelManager
 from app.model import Model
 from app.stats import StatsRegistry
@@ -39,8 +44,10 @@ class DataPlane:
     def __init__(self, manager: ModelManager, server_name: str, server_version: str) -> None:
         self.manager = manager
         self.stats = StatsRegistry()
-        self._batchers: weakref.WeakKeyDictionary[Model, Batcher] = weakref.WeakKeyDictionary()
+        # A batcher holds its model (it calls it), so entries leave only through `_retire`.
+        self._batchers: dict[Model, Batcher] = {}
         self._batchers_lock = threading.Lock()
+        manager.on_retire.append(self._retire)
         self._server = ServerMetadata(server_name, server_version, EXTENSIONS)
 
     # -- server ------------------------------------------------------------------------------
@@ -108,16 +115,10 @@ class DataPlane:
         try:
             result = self._predict(model, inputs, request.parameters, names or ())
         except ModelportError:
-            self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
+            self._record_failure(model, started)
             raise
         except Exception as exc:
-            self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
-            log.exception("model '%s' version '%s' raised", model.name, model.version)
-            raise ModelFailed(
-                f"model '{model.name}' failed: {exc}"
-                if str(exc)
-                else f"model '{model.name}' failed: {type(exc).__name__}"
-            ) from exc
+            raise self._model_failed(model, started, exc) from exc
         infer_ns = time.perf_counter_ns() - infer_started
         outputs = self._outputs(model, result, names)
         self.stats.record_success(
@@ -134,6 +135,43 @@ class DataPlane:
             outputs=outputs,
         )
 
+    def process(
+        self, name: str, version: str | None, item: Mapping[str, bytes]
+    ) -> Mapping[str, bytes]:
+        """Run one OMI (Chassis) item through the model's own `process(item)`.
+
+        Counted, timed and wrapped as `infer` is, so an OMI item lands in the same statistics
+        and metrics as a REST or gRPC request (one item, one inference). The result is the
+        model's own bytes, returned as it made them; the OMI codec checks them. Raises
+        `ModelNotFound`, `ModelUnavailable`, `NotImplementedByModel` (no `process`), or
+        `ModelFailed` when the model raised.
+        """
+        started = time.perf_counter_ns()
+        model = self.manager.get(name, version)
+        process = getattr(model, "process", None)
+        if not callable(process):
+            raise NotImplementedByModel(f"model '{model.name}' has no process(item) method")
+        try:
+            result = process(item)
+        except ModelportError:
+            self._record_failure(model, started)
+            raise
+        except Exception as exc:
+            raise self._model_failed(model, started, exc) from exc
+        elapsed = time.perf_counter_ns() - started
+        metrics.observe_batch(model.name, 1)
+        self.stats.record_success(model.name, model.version, 1, elapsed, elapsed)
+        return result
+
+    def _record_failure(self, model: Model, started: int) -> None:
+        self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
+
+    def _model_failed(self, model: Model, started: int, exc: Exception) -> ModelFailed:
+        """Count and log a model's own exception; the 500 its caller sees (message only)."""
+        self._record_failure(model, started)
+        log.exception("model '%s' version '%s' raised", model.name, model.version)
+        return ModelFailed(f"model '{model.name}' failed: {str(exc) or type(exc).__name__}")
+
     def _predict(
         self,
         model: Model,
@@ -142,22 +180,43 @@ class DataPlane:
         names: Collection[str],
     ) -> dict[str, np.ndarray]:
         """Call the model, through its dynamic batcher when `max_batch_size` asks for one."""
-        if model.settings.max_batch_size <= 0:
+        batcher = self._batcher(model) if model.settings.max_batch_size > 0 else None
+        if batcher is None:
             result = model.predict_outputs(inputs, parameters, names)
             metrics.observe_batch(model.name, _batch_size(inputs))
             return result
-        batcher = self._batchers.get(model)
-        if batcher is None:
-            with self._batchers_lock:
-                batcher = self._batchers.get(model)
-                if batcher is None:
-                    batcher = self._batchers[model] = Batcher(
-                        model.predict_outputs,
-                        model.settings.max_batch_size,
-                        model.settings.batch_delay_ms,
-                        on_batch=functools.partial(metrics.observe_batch, model.name),
-                    )
         return batcher.predict(inputs, parameters, names)
+
+    def _batcher(self, model: Model) -> Batcher | None:
+        """The model's batcher, started on its first request; None once the model is retired."""
+        batcher = self._batchers.get(model)
+        if batcher is not None:
+            return batcher
+        with self._batchers_lock:
+            batcher = self._batchers.get(model)
+            if batcher is None and self._serving(model):
+                batcher = self._batchers[model] = Batcher(
+                    model.predict_outputs,
+                    model.settings.max_batch_size,
+                    model.settings.batch_delay_ms,
+                    on_batch=functools.partial(metrics.observe_batch, model.name),
+                    name=f"modelport-batcher:{model.name}:{model.version}",
+                )
+        return batcher
+
+    def _serving(self, model: Model) -> bool:
+        """Whether the manager still hands this model out (a request may outlive a reload)."""
+        try:
+            return any(entry.model is model for entry in self.manager.entries(model.name))
+        except ModelNotFound:  # its name left the configuration
+            return False
+
+    def _retire(self, model: Model) -> None:
+        """The manager retired `model`: its batcher answers what it holds, then stops."""
+        with self._batchers_lock:
+            batcher = self._batchers.pop(model, None)
+        if batcher is not None:
+            batcher.close()
 
     def _outputs(
         self, model: Model, result: Mapping[str, object], names: list[str] | None

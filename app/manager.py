@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -94,6 +94,9 @@ class ModelManager:
         self._lock = threading.RLock()
         self._entries: dict[str, dict[str, ModelEntry]] = {}
         self._configured: dict[str, list[ModelSettings]] = {}
+        #: Called with each model that stops serving (reloaded, unloaded, or no longer
+        #: configured) once lookups no longer return it: the data plane closes its batcher.
+        self.on_retire: list[Callable[[Model], None]] = []
         for model_settings in settings.models:
             self._configured.setdefault(model_settings.name, []).append(model_settings)
             self._set(ModelEntry(model_settings, ModelState.LOADING, "not loaded yet"))
@@ -107,9 +110,18 @@ class ModelManager:
     def _set(self, entry: ModelEntry) -> None:
         with self._lock:
             versions = dict(self._entries.get(entry.name, {}))
+            previous = versions.get(entry.version)
             versions[entry.version] = entry
             ordered = dict(sorted(versions.items(), key=lambda item: version_key(item[0])))
             self._entries = {**self._entries, entry.name: ordered}
+            self._retire(previous, entry)
+
+    def _retire(self, old: ModelEntry | None, new: ModelEntry | None = None) -> None:
+        """The one place a model leaves service: tell `on_retire` about it."""
+        if old is None or old.model is None or (new is not None and new.model is old.model):
+            return
+        for callback in self.on_retire:
+            callback(old.model)
 
     def _load_one(self, settings: ModelSettings) -> ModelEntry:
         try:
@@ -219,7 +231,10 @@ class ModelManager:
             for model_settings in models:
                 configured.setdefault(model_settings.name, []).append(model_settings)
             for name in set(self._entries) - set(configured):
+                removed = self._entries[name]
                 self._entries = {k: v for k, v in self._entries.items() if k != name}
+                for entry in removed.values():
+                    self._retire(entry)
             self._configured = configured
             for settings_list in configured.values():
                 for model_settings in settings_list:

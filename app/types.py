@@ -64,6 +64,9 @@ class InferRequest:
     inputs: list[Tensor]
     outputs: list[RequestedOutput] | None = None
     parameters: Parameters = field(default_factory=dict)
+    # Protocol controls split off `parameters` by the codec (`app.codec.parameters`): the
+    # front-ends honour them (`binary_data_output`), the model never sees them.
+    controls: Parameters = field(default_factory=dict)
     # Inputs given without an explicit datatype (v1 instances, MLRun rows) are cast to the
     # model's declared datatype instead of being checked against it.
     cast_inputs: bool = False

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 
 import grpc
 
 from app.codec import omi as codec
+from app.codec.explanation import explanation_item
 from app.dataplane import DataPlane
-from app.errors import ModelFailed, ModelportError
+from app.errors import ModelportError
 from app.explaining import explain_item
 from app.model import Model
 from config.settings import Settings
@@ -118,36 +118,28 @@ class OmiServicer(omi_pb2_grpc.ModzyModelServicer):
     def _run_item(
         self, model: Model, item: Mapping[str, bytes], explain: bool = False
     ) -> omi_pb2.OutputItem:
+        # Every model call is a data-plane call, which counts and times it as REST and OIP do.
+        # Chassis's `explain` flag adds the attributions v1/v2 explain answer, per item.
+        plane = self._dataplane
         try:
             if _processes(model):
-                output = self._process(model, item)
-            else:
-                request = codec.request_from_item(model.name, model.version, item, model.inputs)
-                output = codec.item_from_response(self._dataplane.infer(request))
-            if explain:
-                # Chassis's `explain` flag: the same attributions as v1/v2 explain, per item.
-                output.output.update(explain_item(self._dataplane, model.name, item))
+                output = codec.output_item(plane.process(model.name, model.version, item))
+                if explain:
+                    output.output.update(explain_item(plane, model.name, item))
+                return output
+            request = codec.request_from_item(model.name, model.version, item, model.inputs)
+            if not explain:
+                return codec.item_from_response(plane.infer(request))
+            # One explain call answers both files, so the item is inferred (and counted) once.
+            response = plane.explain(request)
+            output = codec.item_from_response(response)
+            output.output.update(explanation_item(response))
             return output
         except ModelportError as exc:
             return codec.failed_item(exc.message)
         except Exception:
             log.exception("OMI item of model '%s' failed unexpectedly", model.name)
             return codec.failed_item("internal server error")
-
-    def _process(self, model: Model, item: Mapping[str, bytes]) -> omi_pb2.OutputItem:
-        """Call the model's own `process(item)`, with the data plane's statistics."""
-        stats = self._dataplane.stats
-        started = time.perf_counter_ns()
-        try:
-            result = model.process(item)  # type: ignore[attr-defined]  # checked by _processes
-        except Exception as exc:
-            stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
-            log.warning("process() of model '%s' raised: %s", model.name, exc, exc_info=True)
-            raise ModelFailed(str(exc) or type(exc).__name__) from exc
-        elapsed = time.perf_counter_ns() - started
-        output = codec.output_item(result)
-        stats.record_success(model.name, model.version, 1, elapsed, elapsed)
-        return output
 
     def Shutdown(self, request: omi_pb2.ShutdownRequest, context: grpc.ServicerContext):
         """Reply first, then stop the whole server gracefully (DESIGN §6)."""

@@ -2,7 +2,8 @@
 
 `create_server` opens the ports but does not start the server, so gunicorn's hook (or a test)
 decides when it runs. Every worker binds the same port with SO_REUSEPORT and the kernel spreads
-connections over them, as it does for gunicorn's HTTP sockets.
+connections over them, as it does for gunicorn's HTTP sockets. Stopping goes through `Sidecar`,
+which reports NOT_SERVING before the server stops taking calls.
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ from collections.abc import Callable
 from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from app.dataplane import DataPlane
 from config.settings import Settings
-from grpc_service import oip, omi
+from grpc_service import health, oip, omi
 from grpc_service.auth import Credentials
 from grpc_service.interceptors import ErrorInterceptor
 from grpc_service.protos import grpc_service_pb2_grpc, omi_pb2_grpc
 
 log = logging.getLogger("modelport.grpc")
 
-HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+HEALTH_SERVICE = health.SERVICE_NAME
 # grpcio-reflection ships only v1alpha; v1 is wire-identical but for the package (omi.md §10).
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 SERVICE_NAMES = (
@@ -41,6 +42,36 @@ _PUBLIC_PREFIXES = tuple(
     for name in (HEALTH_SERVICE, REFLECTION_V1, reflection.SERVICE_NAME, omi.SERVICE_NAME)
 )
 DEFAULT_GRACE_SECONDS = 10.0
+#: What the health service reports on: the whole server ("") and each service it serves.
+HEALTH_REPORTS = ("", oip.SERVICE_NAME, omi.SERVICE_NAME)
+
+
+class Sidecar:
+    """The gRPC server with its health service; `stop` drains health before the grace begins."""
+
+    def __init__(self, server: grpc.Server, health_servicer: health.DrainingHealth) -> None:
+        self.server = server
+        self.health = health_servicer
+
+    def start(self) -> None:
+        """Start serving on the bound ports."""
+        self.server.start()
+
+    def drain(self) -> None:
+        """Report NOT_SERVING everywhere, so balancers stop sending; every call is still served.
+
+        gunicorn's worker calls this as SIGTERM arrives, while its HTTP requests finish; `stop`
+        follows when the worker exits. Idempotent.
+        """
+        self.health.drain()
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Drain, then refuse new calls and let those in flight finish within `grace` seconds.
+
+        Returns the event grpcio sets once every call is over (SIGTERM and OMI Shutdown alike).
+        """
+        self.drain()
+        return self.server.stop(grace)
 
 
 def _guard(credentials: Credentials) -> Callable[[str, object], None]:
@@ -75,8 +106,8 @@ def create_server(
     on_shutdown: Callable[[], None] | None = None,
     max_workers: int = 16,
     host: str | None = None,
-) -> tuple[grpc.Server, int]:
-    """A server bound to `grpc.port` (0 picks a free one) and `omi.port`; returns the bound port.
+) -> tuple[Sidecar, int]:
+    """A sidecar bound to `grpc.port` (0 picks a free one) and `omi.port`, and the bound port.
 
     `on_shutdown` runs after an OMI Shutdown reply is sent; by default it stops this server
     (gunicorn's hook passes one that signals the master instead). Raises RuntimeError when a
@@ -97,8 +128,11 @@ def create_server(
         ],
     )
 
+    health_servicer = health.DrainingHealth(HEALTH_REPORTS, serving=dataplane.ready())
+    sidecar = Sidecar(server, health_servicer)
+
     def stop_this_server() -> None:
-        threading.Thread(target=server.stop, args=(DEFAULT_GRACE_SECONDS,), daemon=True).start()
+        threading.Thread(target=sidecar.stop, args=(DEFAULT_GRACE_SECONDS,), daemon=True).start()
 
     grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         oip.InferenceServicer(dataplane), server
@@ -106,14 +140,6 @@ def create_server(
     omi_pb2_grpc.add_ModzyModelServicer_to_server(
         omi.OmiServicer(dataplane, settings, credentials, on_shutdown or stop_this_server), server
     )
-    health_servicer = health.HealthServicer()
-    status = (
-        health_pb2.HealthCheckResponse.SERVING
-        if dataplane.ready()
-        else health_pb2.HealthCheckResponse.NOT_SERVING
-    )
-    for name in ("", oip.SERVICE_NAME, omi.SERVICE_NAME):
-        health_servicer.set(name, status)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _add_reflection(server)
 
@@ -124,4 +150,4 @@ def create_server(
     omi_port = server_settings.omi.port
     if omi_port and omi_port != port and server.add_insecure_port(f"{host}:{omi_port}") == 0:
         raise RuntimeError(f"cannot bind the OMI port {host}:{omi_port}")
-    return server, port
+    return sidecar, port

@@ -3,6 +3,10 @@
 gunicorn.conf.py's hooks call `start` (post_worker_init) and `stop` (worker_int, worker_exit).
 grpc must not cross fork(), so nothing here runs in the master; under the gevent worker grpc is
 switched to gevent's event loop before the server exists.
+
+SIGTERM reaches the worker long before worker_exit: the worker first finishes its HTTP requests.
+`start` therefore hooks SIGTERM itself to turn gRPC health NOT_SERVING at once, while the sidecar
+keeps serving; `stop` then lets the gRPC calls in flight finish within the grace period.
 """
 
 from __future__ import annotations
@@ -11,7 +15,12 @@ import logging
 import os
 import signal
 import threading
-from typing import Any
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # grpc is imported only after the fork, in `start`
+    from grpc_service.server import Sidecar
 
 log = logging.getLogger("modelport.grpc")
 _ATTRIBUTE = "modelport_grpc_server"
@@ -51,18 +60,48 @@ def start(worker: Any) -> None:
         timer.daemon = True
         timer.start()
 
-    server, port = create_server(core.dataplane, core.settings, on_shutdown=stop_everything)
-    server.start()
-    setattr(worker, _ATTRIBUTE, server)
+    sidecar, port = create_server(core.dataplane, core.settings, on_shutdown=stop_everything)
+    sidecar.start()
+    setattr(worker, _ATTRIBUTE, sidecar)
+    _drain_on_sigterm(sidecar)
     worker.log.info("gRPC sidecar listening on port %s (pid %s)", port, os.getpid())
 
 
+def _drain_on_sigterm(sidecar: Sidecar) -> None:
+    """Chain a handler before gunicorn's own SIGTERM handler that drains the sidecar's health."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        _off_the_handler(sidecar.drain)
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn set it: signal() resets it
+
+
+def _off_the_handler(function: Callable[[], None]) -> None:
+    """Run `function` soon, outside the signal handler, which must not block.
+
+    The health servicer's lock may be held by a gRPC thread; under gevent the handler runs in
+    the event loop, where even starting a thread (it waits for the start) is a blocking call,
+    so a greenlet runs it there, as gunicorn does for its own SIGQUIT.
+    """
+    if _gevent_patched():
+        import gevent
+
+        gevent.spawn(function)
+    else:
+        threading.Thread(target=function, name="modelport-grpc-drain", daemon=True).start()
+
+
 def stop(worker: Any, grace: float | None = None) -> None:
-    """Stop accepting gRPC calls, let in-flight ones finish within `grace` seconds."""
-    server = getattr(worker, _ATTRIBUTE, None)
-    if server is None:
+    """Report NOT_SERVING (if SIGTERM has not already), stop accepting gRPC calls, and let those
+    in flight finish within `grace` seconds (gunicorn's graceful_timeout by default)."""
+    sidecar: Sidecar | None = getattr(worker, _ATTRIBUTE, None)
+    if sidecar is None:
         return  # never started, already stopped, or called in the master
     setattr(worker, _ATTRIBUTE, None)
     if grace is None:
         grace = float(worker.cfg.graceful_timeout)
-    server.stop(grace).wait(grace + 1)
+    sidecar.stop(grace).wait(grace + 1)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
+import weakref
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from app import create_app
 from app.batching import Batcher
+from app.types import InferRequest, Tensor
 
 
 class Recorder:
@@ -101,3 +107,74 @@ def test_outputs_that_are_not_batched_fall_back_to_single_calls() -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda a: batcher.predict({"x": a}, {}, ("total",)), arrays))
     assert [float(r["total"]) for r in results] == [0.0, 1.0, 2.0, 3.0]
+
+
+def _collectors(name: str) -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == name]
+
+
+def test_close_answers_queued_requests_then_ends_the_collector() -> None:
+    release, entered = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def gated(inputs: dict[str, np.ndarray], parameters: dict, names: Collection[str]) -> dict:
+        entered.set()
+        release.wait(30)
+        calls.append(len(inputs["x"]))
+        return {"y": inputs["x"] * 2}
+
+    name = "modelport-batcher:test-close"
+    batcher = Batcher(gated, max_batch_size=2, delay_ms=0, name=name)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(batcher.predict, {"x": np.ones((1, 1))}, {}, ("y",))
+        assert entered.wait(30)  # the collector is inside the model with the first request
+        queued = [
+            pool.submit(batcher.predict, {"x": np.full((1, 1), i)}, {}, ("y",)) for i in (2, 3)
+        ]
+        while batcher._queue.qsize() < 2:  # both wait in the queue behind the first
+            threading.Event().wait(0.01)
+        batcher.close()
+        release.set()
+        results = [future.result(30)["y"].tolist() for future in (first, *queued)]
+    assert results == [[[2.0]], [[4.0]], [[6.0]]]
+    for thread in _collectors(name):
+        thread.join(30)
+    assert _collectors(name) == []
+    # A request that still holds the batcher after close runs unbatched, never hangs.
+    assert batcher.predict({"x": np.ones((1, 1))}, {}, ("y",))["y"].tolist() == [[2.0]]
+    assert sum(calls) == 4 and _collectors(name) == []
+
+
+def test_unload_and_reload_end_the_old_batcher_and_free_the_old_model(tmp_path: Path) -> None:
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        "server: {grpc: {port: 0}, omi: {port: 0}}\n"
+        "models:\n"
+        "  - {name: cycled, runtime: python, class: 'tests.models:SlowModel',\n"
+        "     max_batch_size: 8, batch_delay_ms: 1, parameters: {delay_ms: 0}}\n"
+    )
+    plane = create_app(config, {"TESTING": True}).extensions["modelport"].dataplane
+
+    def infer() -> None:
+        tensor = Tensor("x", "FP32", np.ones(1, dtype=np.float32))
+        response = plane.infer(InferRequest("cycled", None, "", [tensor]))
+        assert response.outputs[0].data.tolist() == [1.0]
+
+    def collectors() -> list[threading.Thread]:
+        return _collectors("modelport-batcher:cycled:1")
+
+    infer()
+    assert len(collectors()) == 1
+    old: list[weakref.ref] = []
+    for cycle in range(4):
+        old.append(weakref.ref(plane.model("cycled")))
+        if cycle % 2:
+            plane.unload_model("cycled")
+        plane.load_model("cycled")  # a reload when it was still loaded
+        infer()
+    deadline = time.monotonic() + 30
+    while len(collectors()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(collectors()) == 1
+    gc.collect()
+    assert [ref() for ref in old] == [None] * len(old)

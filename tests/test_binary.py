@@ -202,7 +202,7 @@ def test_output_form_reads_per_output_flags_over_the_default() -> None:
         "1",
         [],
         outputs=[RequestedOutput("a", {"binary_data": False}), RequestedOutput("b")],
-        parameters={"binary_data_output": True},
+        controls={"binary_data_output": True},
     )
     form = OutputForm.of(request)
     assert (form.binary("a"), form.binary("b"), form.binary("c")) == (False, True, True)

@@ -237,6 +237,14 @@ def test_compose_runs_replicas_behind_a_balancer_for_http_and_grpc(
         assert f"grpc_pass grpc://{name};" in block[1]
 
 
+def test_compose_replicas_run_one_worker_per_cpu_of_their_limit(compose: dict[str, Any]) -> None:
+    # gunicorn.conf.py's default counts the CPUs a process may run on, which in a container with
+    # only a CPU quota is every CPU of the host: the stack pins the count to its quota instead.
+    service = compose["services"]["modelport"]
+    workers = int(service["environment"]["MODELPORT_WORKERS"])
+    assert workers == float(service["deploy"]["resources"]["limits"]["cpus"])
+
+
 def test_compose_config_serves_on_the_ports_the_stack_uses(compose: dict[str, Any]) -> None:
     service = compose["services"]["modelport"]
     mount = next(v for v in service["volumes"] if v["target"] == "/app/config/models.yaml")

@@ -77,7 +77,8 @@ def test_request_rules() -> None:
     request = codec.request_from_proto(message)
     assert request.model_version is None and request.id == "7"
     assert request.inputs[0].data.dtype == np.float16
-    assert request.parameters == {"priority": 3, "scale": 0.5}
+    assert request.parameters == {"scale": 0.5}
+    assert request.controls == {"priority": 3}
     assert request.outputs[0].parameters == {"classification": 2}
     assert codec.wants_raw_outputs(message)
     typed = pb.ModelInferRequest(model_name="m")

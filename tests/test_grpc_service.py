@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+import orjson
 import pytest
 from flask import Flask
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from app.errors import ModelUnavailable
 from config.settings import AuthSettings, OmiSettings, Settings
@@ -262,3 +264,104 @@ def test_omi_run_with_explain_adds_the_explanation_to_each_item(serve) -> None:
     assert "explanation.json" not in plain.outputs[0].output
     unexplainable = stub.Run(request, metadata=[("omi-model", "echo")])
     assert not unexplainable.outputs[0].success
+
+
+IRIS_ITEM = {"input": orjson.dumps([[6.8, 2.8, 4.8, 1.4]])}
+DIGITS_ITEM = {"input": orjson.dumps([[0.0] * 64])}
+
+
+def _counts(app: Flask, model: str) -> list[float]:
+    """A model's statistics (items, executions, successes, failures) and batch-size samples."""
+    plane = app.extensions["modelport"].dataplane
+    stats = plane.stats.snapshot(model, plane.model(model).version)
+    batches = REGISTRY.get_sample_value("modelport_batch_size_count", {"model": model}) or 0
+    return [
+        stats.inference_count,
+        stats.execution_count,
+        stats.success.count,
+        stats.fail.count,
+        batches,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "item", "explain"),
+    [
+        ("digits", DIGITS_ITEM, False),
+        ("iris-xgboost", IRIS_ITEM, False),
+        ("iris-xgboost", IRIS_ITEM, True),
+    ],
+    ids=["own-process", "default-adapter", "default-adapter-explained"],
+)
+def test_an_omi_run_item_is_one_inference(
+    app: Flask, serve, model: str, item: dict[str, bytes], explain: bool
+) -> None:
+    """Statistics and metrics of an OMI item come from the data plane, once, as for REST."""
+    before = _counts(app, model)
+    answer = omi_pb2_grpc.ModzyModelStub(serve()).Run(
+        omi_pb2.RunRequest(inputs=[omi_pb2.InputItem(input=item)], explain=explain),
+        metadata=[("omi-model", model)],
+    )
+    (output,) = answer.outputs
+    assert output.success, output.output
+    assert ("explanation.json" in output.output) is explain
+    assert [after - was for after, was in zip(_counts(app, model), before, strict=True)] == [
+        1,
+        1,
+        1,
+        0,
+        1,
+    ]
+
+
+def test_a_failed_omi_item_is_one_failed_inference(app: Flask, serve) -> None:
+    before = _counts(app, "digits")
+    answer = omi_pb2_grpc.ModzyModelStub(serve()).Run(
+        omi_pb2.RunRequest(inputs=[omi_pb2.InputItem(input={"image": b"[1]"})]),
+        metadata=[("omi-model", "digits")],
+    )
+    assert not answer.outputs[0].success
+    assert "no 'input' key" in answer.outputs[0].output["error"].decode()
+    assert [after - was for after, was in zip(_counts(app, "digits"), before, strict=True)] == [
+        0,
+        0,
+        0,
+        1,
+        0,
+    ]
+
+
+def test_drain_reports_not_serving_ends_watches_and_keeps_serving_calls(app: Flask) -> None:
+    core = app.extensions["modelport"]
+    server_settings = core.settings.server
+    settings = dataclasses.replace(
+        core.settings,
+        server=dataclasses.replace(
+            server_settings,
+            grpc=dataclasses.replace(server_settings.grpc, port=0),
+            omi=dataclasses.replace(server_settings.omi, port=0),
+        ),
+    )
+    running, port = sidecar.create_server(core.dataplane, settings, host="127.0.0.1")
+    running.start()
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service="ModzyModel"), timeout=30)
+            assert next(watch).status == serving
+            running.drain()
+            assert [answer.status for answer in watch] == [not_serving]  # then it ends
+            for name in sidecar.HEALTH_REPORTS:
+                check = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+                assert check.status == not_serving, name
+            later = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+            assert [answer.status for answer in later] == [not_serving]
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            assert stub.ServerLive(pb.ServerLiveRequest(), timeout=5).live  # still answering
+    finally:
+        # No Watch is left open to hold the stop for its whole (long) grace.
+        assert running.stop(60).wait(30)

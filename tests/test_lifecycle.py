@@ -1,4 +1,4 @@
-"""Process lifecycle: SIGTERM finishes in-flight requests; SIGHUP remounts models under load."""
+"""Process lifecycle: SIGTERM drains health and finishes in-flight requests; SIGHUP remounts."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from grpc_service.protos import grpc_service_pb2 as pb
+from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+from tests.grpc_support import SIDECAR_LINE
 from tests.server import ROOT, GunicornServer
 
 pytestmark = pytest.mark.e2e
@@ -50,6 +55,48 @@ def test_sigterm_finishes_50_in_flight_requests(tmp_path: Path) -> None:
     # And it really stopped: nothing answers any more.
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.url}/v2/health/live", timeout=2)
+
+
+def test_sigterm_turns_grpc_health_not_serving_and_finishes_in_flight_calls(
+    tmp_path: Path,
+) -> None:
+    server = GunicornServer(config(tmp_path, "slow"), grpc=True).start()
+    deadline = time.monotonic() + 60
+    while SIDECAR_LINE not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+    slow_grpc = pb.ModelInferRequest(model_name="slow")
+    slow_grpc.inputs.add(name="x", datatype="FP32", shape=[1]).contents.fp32_contents.append(1.0)
+    slow_grpc.parameters["delay_ms"].int64_param = 2000
+    # A slower REST request keeps the worker in its drain (it exits once HTTP is done), so
+    # the sidecar can be asked what it reports while the gRPC call is still in flight.
+    slow_rest = {**SLOW, "parameters": {"delay_ms": 4000}}
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=20)
+            assert next(watch).status == serving
+            with ThreadPoolExecutor(1) as pool:
+                rest = pool.submit(
+                    requests.post, f"{server.url}/v2/models/slow/infer", json=slow_rest, timeout=30
+                )
+                call = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer.future(
+                    slow_grpc, timeout=30
+                )
+                time.sleep(0.7)  # both are inside the model now
+                server.signal(signal.SIGTERM)
+                assert [answer.status for answer in watch] == [not_serving]  # then it ends
+                for name in ("", "inference.GRPCInferenceService", "ModzyModel"):
+                    check = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+                    assert check.status == not_serving, name
+                assert list(call.result().outputs[0].contents.fp32_contents) == [1.0]
+                assert rest.result().status_code == 200
+        assert server.stop() == 0
+    finally:
+        server.stop()
 
 
 def test_sighup_remounts_the_config_without_dropping_requests(tmp_path: Path) -> None:

@@ -96,3 +96,19 @@ def test_mount_adds_and_removes_models() -> None:
     manager.mount([python_model("b", "examples.echo:EchoModel")])
     assert manager.names() == ["b"]
     assert manager.get("b").name == "b"
+
+
+def test_every_model_that_leaves_service_is_retired_once() -> None:
+    manager = manager_of(
+        python_model("a", "examples.echo:EchoModel"), python_model("b", "examples.echo:EchoModel")
+    )
+    retired: list[object] = []
+    manager.on_retire.append(retired.append)
+    first = manager.get("a")
+    manager.load("a")  # reload: the old object goes
+    second = manager.get("a")
+    manager.unload("a")
+    manager.unload("a")  # nothing is serving any more: nothing to retire
+    b = manager.get("b")
+    manager.mount([python_model("c", "examples.echo:EchoModel")])  # b is no longer configured
+    assert retired == [first, second, b]

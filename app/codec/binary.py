@@ -191,7 +191,7 @@ class OutputForm:
                     f"output '{output.name}': shared memory ('{shared[0]}') is not supported; "
                     "ask for the output as JSON or with 'binary_data'"
                 )
-        default = _flag(request.parameters, "binary_data_output", "request parameter")
+        default = _flag(request.controls, "binary_data_output", "request parameter")
         per_output = {
             output.name: _flag(output.parameters, "binary_data", f"output '{output.name}'")
             for output in request.outputs or ()

@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 
 from app.codec.datatypes import datatype_from_dtype
+from app.codec.explanation import is_explanation
 from app.codec.rest import tensor_from_rows
 from app.codec.tensors import ndarray_to_json
 from app.errors import InvalidInput, ModelportError
@@ -162,9 +163,14 @@ def request_from_item(
 
 
 def item_from_response(response: InferResponse) -> omi_pb2.OutputItem:
-    """`{"results.json": {output name: nested list}}` of an inference response."""
+    """`{"results.json": {output name: nested list}}` of an inference (or explain) response.
+
+    An explain response's explanation tensors are left out: they go to `explanation.json`.
+    """
     body: dict[str, object] = {}
     for output in response.outputs:
+        if is_explanation(output):
+            continue
         flat = ndarray_to_json(output.name, output.data, output.datatype)
         if isinstance(flat, np.ndarray):
             body[output.name] = flat.reshape(output.shape)

@@ -16,6 +16,7 @@ import numpy as np
 from google.protobuf import json_format
 
 from app.codec.datatypes import dtype_from_datatype
+from app.codec.parameters import split_parameters
 from app.codec.tensors import (
     as_bytes_array,
     check_shape,
@@ -208,13 +209,15 @@ def request_from_proto(
         RequestedOutput(output.name, parameters_from_proto(output.parameters))
         for output in message.outputs
     ]
+    parameters, controls = split_parameters(parameters_from_proto(message.parameters))
     return InferRequest(
         model_name=message.model_name,
         model_version=message.model_version or None,
         id=message.id,
         inputs=inputs,
         outputs=outputs or None,
-        parameters=parameters_from_proto(message.parameters),
+        parameters=parameters,
+        controls=controls,
     )
 
 

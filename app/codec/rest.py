@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from app.codec.parameters import split_parameters
 from app.codec.tensors import check_shape, ndarray_from_json, ndarray_to_json
 from app.errors import InvalidInput
 from app.ids import uuid_id
@@ -72,13 +73,15 @@ def request_from_v2(
     name: str, version: str | None, payload: Mapping[str, Any], inputs: list[Tensor]
 ) -> InferRequest:
     """An `InferRequest` from a validated v2 envelope whose inputs are already tensors."""
+    parameters, controls = split_parameters(payload.get("parameters") or {})
     return InferRequest(
         model_name=name,
         model_version=version,
         id=payload.get("id") or new_id(),
         inputs=inputs,
         outputs=requested_outputs(payload.get("outputs")),
-        parameters=dict(payload.get("parameters") or {}),
+        parameters=parameters,
+        controls=controls,
     )
 
 
