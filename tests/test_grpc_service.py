@@ -14,6 +14,7 @@ from flask import Flask
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
+from app import metrics
 from app.errors import ModelUnavailable
 from config.settings import AuthSettings, OmiSettings, Settings
 from grpc_service import oip, omi
@@ -274,6 +275,7 @@ def _counts(app: Flask, model: str) -> list[float]:
     """A model's statistics (items, executions, successes, failures) and batch-size samples."""
     plane = app.extensions["modelport"].dataplane
     stats = plane.stats.snapshot(model, plane.model(model).version)
+    metrics.flush()  # this process's buffered samples (app/metrics.py)
     batches = REGISTRY.get_sample_value("modelport_batch_size_count", {"model": model}) or 0
     return [
         stats.inference_count,
