@@ -160,7 +160,7 @@ def tour(grpc_url: str) -> dict[str, Any]:
     client.stop_stream()
     out["stream"] = stream
 
-    # Repository control and statistics, on this one channel (so on one worker).
+    # Repository control and statistics (server-wide, whichever worker this channel reached).
     out["index"] = client.get_model_repository_index(as_json=True)
     client.unload_model("iris-onnx")
     out["onnx_ready_after_unload"] = client.is_model_ready("iris-onnx")
