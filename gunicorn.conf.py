@@ -17,13 +17,6 @@ _server = _settings.server
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modelport-metrics-")
     os.environ["MODELPORT_OWNS_METRICS_DIR"] = "1"
-# The workers' control channel (app/control.py): the repository's desired state, each worker's
-# acknowledgement, and statistics requests and answers, so load/unload and statistics are
-# server-wide. Made in the master like the metrics folder and kept across `kill -HUP`, so workers
-# started by a reload (or replacing a dead one) follow the same state.
-if not os.environ.get("MODELPORT_STATE_DIR"):
-    os.environ["MODELPORT_STATE_DIR"] = tempfile.mkdtemp(prefix="modelport-state-")
-    os.environ["MODELPORT_OWNS_STATE_DIR"] = "1"
 
 # Bind where the config file says (server.http), unless MODELPORT_BIND says otherwise.
 bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port}")
@@ -86,6 +79,18 @@ logconfig_dict = {
 # gunicorn 27's control socket has one default path per user: several servers on one host
 # (tests, compose replicas sharing a home) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+def on_starting(server):
+    # The workers' control channel (app/control.py): the repository's desired state, each
+    # worker's acknowledgement, statistics requests and answers, so load/unload and statistics
+    # are server-wide. Made once in the master, before any worker (on_starting, unlike this
+    # module, runs neither on `kill -HUP` nor for `gunicorn --check-config`, which would leave
+    # the folder behind), so workers started by a reload or replacing a dead one share it. An
+    # owned folder seen here is the old master's (USR2 re-exec): it removes that one on exit.
+    if not os.environ.get("MODELPORT_STATE_DIR") or os.environ.get("MODELPORT_OWNS_STATE_DIR"):
+        os.environ["MODELPORT_STATE_DIR"] = tempfile.mkdtemp(prefix="modelport-state-")
+        os.environ["MODELPORT_OWNS_STATE_DIR"] = "1"
 
 
 # The gRPC sidecar (grpc_service/worker.py): built in each worker after the fork, stopped with it.
