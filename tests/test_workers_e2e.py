@@ -176,6 +176,24 @@ def test_a_killed_worker_is_replaced_and_follows_the_current_state(
     assert {pid for _, pid, _ in answers} == pids
 
 
+def test_workers_started_by_a_hup_follow_the_current_state(server: GunicornServer) -> None:
+    assert requests.post(f"{server.url}/v2/repository/models/pid/unload", timeout=60).ok
+    old = worker_pids(server)
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while True:  # until two new workers answer, and only they
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: infer(server, "probe"), range(16)))
+        pids = {pid for _, pid, _ in answers}
+        if len(pids) == 2 and not pids & old:
+            break
+        assert time.monotonic() < deadline, "the HUP did not replace the workers"
+        time.sleep(0.2)
+    assert {status for status, _, _ in spread(server, "pid", 40)} == {503}
+    assert requests.post(f"{server.url}/v2/repository/models/pid/load", timeout=60).ok
+    assert {status for status, _, _ in spread(server, "pid", 40)} == {200}
+
+
 @pytest.mark.parametrize("worker_class", ["sync", "gevent"])
 def test_other_worker_classes_follow_too(tmp_path: Path, worker_class: str) -> None:
     server = start(tmp_path, worker_class)
