@@ -81,11 +81,37 @@ logconfig_dict = {
 control_socket_disable = True
 
 
+def on_starting(server):
+    # The workers' control channel (app/control.py): the repository's desired state, each
+    # worker's acknowledgement, statistics requests and answers, so load/unload and statistics
+    # are server-wide. Made once in the master, before any worker (on_starting, unlike this
+    # module, runs neither on `kill -HUP` nor for `gunicorn --check-config`, which would leave
+    # the folder behind), so workers started by a reload or replacing a dead one share it. An
+    # owned folder seen here is the old master's (USR2 re-exec): it removes that one on exit.
+    if not os.environ.get("MODELPORT_STATE_DIR") or os.environ.get("MODELPORT_OWNS_STATE_DIR"):
+        os.environ["MODELPORT_STATE_DIR"] = tempfile.mkdtemp(prefix="modelport-state-")
+        os.environ["MODELPORT_OWNS_STATE_DIR"] = "1"
+
+
 # The gRPC sidecar (grpc_service/worker.py): built in each worker after the fork, stopped with it.
+# Before it, and before the worker serves HTTP, the worker joins the control channel and applies
+# the current desired state: a replaced worker never serves a model that was unloaded.
 def post_worker_init(worker):
     from grpc_service import worker as sidecar
 
+    _join_control(worker)
     sidecar.start(worker)
+
+
+def _join_control(worker):
+    core = getattr(worker.wsgi, "extensions", {}).get("modelport")
+    if core is None:
+        return  # not Modelport's app: the sidecar's hook says so in the log
+    from app import workers
+
+    # A sync worker that waits longer than `timeout` is killed by the master: stay under it.
+    timeout = min(workers.REPOSITORY_TIMEOUT_SECONDS, worker.cfg.timeout / 2)
+    workers.share(core.dataplane, os.environ["MODELPORT_STATE_DIR"], worker.ppid, timeout)
 
 
 def post_request(worker, req, environ, resp):
@@ -115,15 +141,24 @@ def worker_exit(server, worker):
 
     sidecar.stop(worker)
     metrics.flush()  # the last requests' counts are buffered in this worker (app/metrics.py)
+    core = getattr(worker.wsgi, "extensions", {}).get("modelport")
+    if core is not None:
+        core.dataplane.workers.close()  # leave the control channel: nobody waits for us now
 
 
 def child_exit(server, worker):
     # A dead worker's live gauges must stop counting; its counters stay in the totals.
     from prometheus_client import multiprocess
 
+    from app import control
+
     multiprocess.mark_process_dead(worker.pid)
+    # A killed worker could not leave the control channel itself.
+    control.forget(os.environ["MODELPORT_STATE_DIR"], worker.pid)
 
 
 def on_exit(server):
     if os.environ.get("MODELPORT_OWNS_METRICS_DIR"):
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    if os.environ.get("MODELPORT_OWNS_STATE_DIR"):
+        shutil.rmtree(os.environ["MODELPORT_STATE_DIR"], ignore_errors=True)

@@ -29,8 +29,9 @@ from app.errors import (
 )
 from app.manager import ModelEntry, ModelManager
 from app.model import Model
-from app.stats import StatsRegistry
+from app.stats import ModelStats, StatsRegistry
 from app.types import InferRequest, InferResponse, ModelMetadata, ServerMetadata, Tensor
+from app.workers import Workers
 
 log = logging.getLogger("modelport.dataplane")
 
@@ -44,6 +45,8 @@ class DataPlane:
     def __init__(self, manager: ModelManager, server_name: str, server_version: str) -> None:
         self.manager = manager
         self.stats = StatsRegistry()
+        #: This process alone; `app.workers.share` makes it server-wide under gunicorn.
+        self.workers = Workers(manager, self.stats)
         # A batcher holds its model (it calls it), so entries leave only through `_retire`.
         self._batchers: dict[Model, Batcher] = {}
         self._batchers_lock = threading.Lock()
@@ -267,7 +270,7 @@ class DataPlane:
 
         Triton's load overrides (`config`, `file:<version>/<name>`) are refused: Modelport mounts
         models from its config file only. Raises `InvalidInput` for those, `ModelNotFound` or
-        `ModelUnavailable`.
+        `ModelUnavailable` (also when another worker failed to follow).
         """
         overrides = [key for key in parameters if key == "config" or key.startswith("file:")]
         if overrides:
@@ -275,11 +278,24 @@ class DataPlane:
                 f"load parameter '{overrides[0]}' is not supported: "
                 "models come from the config file"
             )
-        self.manager.load(name)
+        self.workers.load(name)
 
     def unload_model(self, name: str) -> None:
-        """Unload a model; raises `ModelNotFound`."""
-        self.manager.unload(name)
+        """Unload a model; raises `ModelNotFound` (or `WorkersUnresponsive`)."""
+        self.workers.unload(name)
+
+    def statistics(self, name: str | None = None, version: str | None = None) -> list[ModelStats]:
+        """Statistics of every model version, one model's versions, or one version.
+
+        Summed over the server's workers. Raises `ModelNotFound` (or `WorkersUnresponsive`).
+        """
+        if not name:
+            entries = self.repository_index()
+        elif version:
+            entries = [self.manager.entry(name, version)]
+        else:
+            entries = self.manager.entries(name)
+        return self.workers.statistics((e.name, e.version) for e in entries)
 
 
 def _batch_size(inputs: Mapping[str, np.ndarray]) -> int:

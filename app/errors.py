@@ -80,6 +80,15 @@ class ModelUnavailable(ModelportError):
     http_status, grpc_code, code = 503, "UNAVAILABLE", "model_unavailable"
 
 
+class WorkersUnresponsive(ModelUnavailable):
+    """Another gunicorn worker did not follow a repository change, or send its statistics, in time.
+
+    The 503 row: the server cannot vouch for a state or a total that a worker has not confirmed.
+    """
+
+    code = "workers_unresponsive"
+
+
 class DeadlineExceeded(ModelportError, TimeoutError):
     """The request's deadline passed before it was answered."""
 

@@ -208,12 +208,16 @@ class ModelManager:
             if not settings_list:
                 raise ModelNotFound(f"model '{name}' not found")
             entries = [self._load_one(settings) for settings in settings_list]
-        failed = [entry for entry in entries if not entry.ready]
-        if failed:
-            raise ModelUnavailable(
-                f"model '{name}' version '{failed[0].version}' {failed[0].reason}"
-            )
+        _raise_failed(name, entries)
         return entries
+
+    def check_loaded(self, name: str) -> None:
+        """Raise what `load` would for `name`'s versions as they are, without loading again.
+
+        A worker that mounted a model at start reports on it this way when the desired state
+        says "loaded". Raises `ModelNotFound` or `ModelUnavailable`.
+        """
+        _raise_failed(name, self.entries(name))
 
     def unload(self, name: str) -> None:
         """Unload every version of `name`; requests then get 503 until it is loaded again.
@@ -241,3 +245,9 @@ class ModelManager:
                     current = self._entries.get(model_settings.name, {}).get(model_settings.version)
                     if current is None or current.settings != model_settings:
                         self._load_one(model_settings)
+
+
+def _raise_failed(name: str, entries: Iterable[ModelEntry]) -> None:
+    failed = next((entry for entry in entries if not entry.ready), None)
+    if failed is not None:
+        raise ModelUnavailable(f"model '{name}' version '{failed.version}' {failed.reason}")

@@ -1,6 +1,8 @@
 """Per model version inference statistics, in the shape of Triton's statistics extension.
 
-Counted inside the data plane, so REST and gRPC requests land in the same numbers.
+Counted inside the data plane, so REST and gRPC requests land in the same numbers. Each gunicorn
+worker counts its own; `app.workers` adds the workers' snapshots up (`ModelStats.merged`), carried
+between processes as `to_record` / `from_record` dicts.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class Duration:
         """The JSON form."""
         return {"count": self.count, "ns": self.ns}
 
+    def __add__(self, other: Duration) -> Duration:
+        return Duration(self.count + other.count, self.ns + other.ns)
+
 
 @dataclass(slots=True)
 class ModelStats:
@@ -41,6 +46,56 @@ class ModelStats:
     fail: Duration = field(default_factory=Duration)
     compute_infer: Duration = field(default_factory=Duration)
     batches: dict[int, Duration] = field(default_factory=dict)
+
+    def merged(self, other: ModelStats) -> ModelStats:
+        """The counters of two processes serving the same version, added up.
+
+        Counts and times add; `last_inference` is the later of the two. The result shares no
+        object with either side, so adding zeros makes a snapshot of live counters.
+        """
+        return ModelStats(
+            name=self.name,
+            version=self.version,
+            last_inference=max(self.last_inference, other.last_inference),
+            inference_count=self.inference_count + other.inference_count,
+            execution_count=self.execution_count + other.execution_count,
+            success=self.success + other.success,
+            fail=self.fail + other.fail,
+            compute_infer=self.compute_infer + other.compute_infer,
+            batches={
+                size: self.batches.get(size, Duration()) + other.batches.get(size, Duration())
+                for size in sorted(self.batches.keys() | other.batches.keys())
+            },
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The raw counters as plain JSON, for another worker to read (`from_record`)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "last_inference": self.last_inference,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
+            "success": [self.success.count, self.success.ns],
+            "fail": [self.fail.count, self.fail.ns],
+            "compute_infer": [self.compute_infer.count, self.compute_infer.ns],
+            "batches": [[size, d.count, d.ns] for size, d in sorted(self.batches.items())],
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ModelStats:
+        """The counters `to_record` wrote."""
+        return cls(
+            name=record["name"],
+            version=record["version"],
+            last_inference=record["last_inference"],
+            inference_count=record["inference_count"],
+            execution_count=record["execution_count"],
+            success=Duration(*record["success"]),
+            fail=Duration(*record["fail"]),
+            compute_infer=Duration(*record["compute_infer"]),
+            batches={size: Duration(count, ns) for size, count, ns in record["batches"]},
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Triton's `$model_stat` (reference §6.1): REST answers it, gRPC parses it into proto.
@@ -119,15 +174,14 @@ class StatsRegistry:
     def snapshot(self, name: str, version: str) -> ModelStats:
         """A copy of one version's counters (zeros if it never served)."""
         with self._lock:
-            stats = self._stats.get((name, version)) or ModelStats(name, version)
-            return ModelStats(
-                name=stats.name,
-                version=stats.version,
-                last_inference=stats.last_inference,
-                inference_count=stats.inference_count,
-                execution_count=stats.execution_count,
-                success=Duration(stats.success.count, stats.success.ns),
-                fail=Duration(stats.fail.count, stats.fail.ns),
-                compute_infer=Duration(stats.compute_infer.count, stats.compute_infer.ns),
-                batches={k: Duration(v.count, v.ns) for k, v in stats.batches.items()},
-            )
+            stats = self._stats.get((name, version))
+            return ModelStats(name, version) if stats is None else _copy(stats)
+
+    def snapshot_all(self) -> list[ModelStats]:
+        """A copy of the counters of every version this process has counted, taken at once."""
+        with self._lock:
+            return [_copy(stats) for stats in self._stats.values()]
+
+
+def _copy(stats: ModelStats) -> ModelStats:
+    return stats.merged(ModelStats(stats.name, stats.version))

@@ -39,7 +39,7 @@ ERRORS: dict[int, str] = {
     415: "Unsupported content type or content encoding",
     500: "The model raised while predicting (its message; the traceback is only logged)",
     501: "Not implemented for this model",
-    503: "Model loading, unloaded, failed to load, or overloaded",
+    503: "Model loading, unloaded, failed to load, or overloaded, or a worker lagged behind",
 }
 
 #: Path parameters shared by many routes, documented once as components.
@@ -178,12 +178,12 @@ OPERATIONS: dict[str, Operation] = {
     "repository.unload_model": Operation(
         "Model repository",
         _json(schemas.EmptySchema),
-        (*_BODY_ERRORS, 404),
+        (*_BODY_ERRORS, 404, 503),
         body=schemas.RepositoryRequestSchema,
         body_required=False,
         body_example={},
     ),
-    "repository.statistics": Operation("Statistics", _json(schemas.StatisticsSchema), (404,)),
+    "repository.statistics": Operation("Statistics", _json(schemas.StatisticsSchema), (404, 503)),
     "explain.explain_v1": Operation(
         "Explain",
         _json(schemas.V1ExplainResponseSchema),

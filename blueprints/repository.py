@@ -44,14 +44,6 @@ def unload_model(name: str) -> Response:
 @bp.get("/v2/models/<name>/stats")
 @bp.get("/v2/models/<name>/versions/<version>/stats")
 def statistics(name: str | None = None, version: str | None = None) -> Response:
-    """`{"model_stats": [...]}` in Triton's layout, one entry per model version."""
-    plane = dataplane()
-    if name is None:
-        entries = plane.repository_index()
-    elif version:
-        entries = [plane.model_entry(name, version)]
-    else:
-        entries = plane.manager.entries(name)
-    return json_response(
-        {"model_stats": [plane.stats.snapshot(e.name, e.version).to_dict() for e in entries]}
-    )
+    """`{"model_stats": [...]}` in Triton's layout, one entry per model version, server-wide."""
+    stats = dataplane().statistics(name, version)
+    return json_response({"model_stats": [s.to_dict() for s in stats]})

@@ -94,19 +94,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return codec.model_config_to_proto(model_config_to_json(model, settings))
 
     def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: grpc.ServicerContext):
-        """Statistics of every model, one model's versions, or one version."""
-        plane = self._dataplane
-        if not request.name:
-            entries = plane.repository_index()
-        elif request.version:
-            entries = [plane.model_entry(request.name, request.version)]
-        else:
-            entries = plane.manager.entries(request.name)
-        return pb.ModelStatisticsResponse(
-            model_stats=[
-                codec.stats_to_proto(plane.stats.snapshot(e.name, e.version)) for e in entries
-            ]
-        )
+        """Statistics of every model, one model's versions, or one version, server-wide."""
+        stats = self._dataplane.statistics(request.name, request.version)
+        return pb.ModelStatisticsResponse(model_stats=[codec.stats_to_proto(s) for s in stats])
 
     def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: grpc.ServicerContext):
         """Every configured model version with its state."""

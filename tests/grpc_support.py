@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.server import ROOT, GunicornServer, free_port
+from tests.server import E2E_CONFIG, ROOT, GunicornServer, free_port
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
 #: The chassisml client lives in its own venv (its protobuf pin clashes with ours, omi.md §8).
@@ -27,12 +27,15 @@ def start_server(
     workers: int = 2,
     env: Mapping[str, str] | None = None,
     omi_port: bool = False,
+    config: Path = E2E_CONFIG,
 ) -> GunicornServer:
     """A started `gunicorn wsgi:app` whose every worker has its gRPC sidecar up."""
     extra = dict(env or {})
     if omi_port:
         extra["MODELPORT_OMI_PORT"] = str(free_port())
-    server = GunicornServer(workers=workers, worker_class=worker_class, env=extra, grpc=True)
+    server = GunicornServer(
+        config, workers=workers, worker_class=worker_class, env=extra, grpc=True
+    )
     server.omi_port = int(extra.get("MODELPORT_OMI_PORT", "0"))  # type: ignore[attr-defined]  # test-only attribute
     server.start()
     deadline = time.monotonic() + 60

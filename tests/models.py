@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,32 @@ class BrokenLoadModel(Model):
     def load(self) -> None:
         """Fail, the way a corrupt weight file would."""
         raise OSError("weights are corrupt")
+
+
+class PidModel(Model):
+    """Answers the pid of the worker that served each row, so a test sees which worker answered."""
+
+    def load(self) -> None:
+        """Declare one FP32 input and an INT64 `pid` output."""
+        self.inputs = [TensorSpec("x", "FP32", (-1,))]
+        self.outputs = [TensorSpec("pid", "INT64", (-1,))]
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """This process's pid, once per row."""
+        return {"pid": np.full(len(inputs["x"]), os.getpid(), dtype=np.int64)}
+
+
+class MarkedBrokenModel(PidModel):
+    """Fails to load in a worker whose pid names a file in `parameters.marks`: a load that fails
+    in some workers only."""
+
+    def load(self) -> None:
+        """Fail like a corrupt weight file where marked; otherwise a `PidModel`."""
+        if (Path(self.parameters["marks"]) / str(os.getpid())).exists():
+            raise OSError(f"weights are corrupt in {os.getpid()}")
+        super().load()
 
 
 class SlowModel(Model):

@@ -73,8 +73,8 @@ def test_tritonclient_tour(server: GunicornServer) -> None:
     stats = out["iris_stats"]["model_stats"]
     assert [s["version"] for s in stats] == ["1", "2"]
     latest = stats[1]
-    # One raw, one typed, two streamed requests of 2 rows each reached iris v2 on this channel
-    # (one channel = one connection = one worker).
+    # One raw, one typed, two streamed requests of 2 rows each reached iris v2: statistics are
+    # server-wide, and the tour is this server's first client.
     assert int(latest["inference_count"]) == 8
     assert int(latest["inference_stats"]["success"]["count"]) == 4
     assert out["all_stats_count"] >= 10

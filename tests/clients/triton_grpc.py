@@ -4,7 +4,9 @@ Run in a child process: tritonclient's generated `inference` protos cannot share
 Modelport's (STYLE: "duplicate symbol"). Usage: python triton_grpc.py SCENARIO GRPC_URL HTTP_URL
 Scenarios: `tour` (metadata, readiness, typed and raw infer, every datatype, a stream, the
 repository, statistics, config), `compare` (the same request over REST and gRPC for every example
-model), `descriptors` (field tables of Triton's own protos, for the wire-identity test).
+model), `descriptors` (field tables of Triton's own protos, for the wire-identity test),
+`stats MODEL` (its success count, asked on several new connections), `load MODEL` and
+`unload MODEL` (the repository call's error, if any).
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ def tour(grpc_url: str) -> dict[str, Any]:
     client.stop_stream()
     out["stream"] = stream
 
-    # Repository control and statistics, on this one channel (so on one worker).
+    # Repository control and statistics (server-wide, whichever worker this channel reached).
     out["index"] = client.get_model_repository_index(as_json=True)
     client.unload_model("iris-onnx")
     out["onnx_ready_after_unload"] = client.is_model_ready("iris-onnx")
@@ -214,6 +216,34 @@ def compare(grpc_url: str, http_url: str) -> dict[str, Any]:
     return out
 
 
+def stats(grpc_url: str, model: str, connections: int = 6) -> dict[str, Any]:
+    """Each new channel is a new connection, which the kernel may give to any worker."""
+    import tritonclient.grpc as grpcclient
+
+    counts = []
+    for _ in range(connections):
+        client = grpcclient.InferenceServerClient(grpc_url)
+        answer = client.get_inference_statistics(model, as_json=True)
+        counts.append(
+            sum(int(s["inference_stats"]["success"].get("count", 0)) for s in answer["model_stats"])
+        )
+        client.close()
+    return {"success_counts": counts}
+
+
+def repository(grpc_url: str, action: str, model: str) -> dict[str, Any]:
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(grpc_url)
+    try:
+        (client.load_model if action == "load" else client.unload_model)(model)
+    except Exception as exc:
+        return {"error": _error(exc)}
+    finally:
+        client.close()
+    return {"error": None}
+
+
 def descriptors() -> dict[str, Any]:
     from tritonclient.grpc import model_config_pb2, service_pb2
 
@@ -261,6 +291,10 @@ def main() -> int:
         result = compare(sys.argv[2], sys.argv[3])
     elif scenario == "descriptors":
         result = descriptors()
+    elif scenario == "stats":
+        result = stats(sys.argv[2], sys.argv[3])
+    elif scenario in ("load", "unload"):
+        result = repository(sys.argv[2], scenario, sys.argv[3])
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
     print(json.dumps(result))
