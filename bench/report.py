@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -70,6 +71,40 @@ class Point:
             statuses=result["statuses"],
             server_cpu=result.get("server_cpu"),
             client_cpu=result["client_cpu"],
+        )
+
+    @classmethod
+    def of_rounds(
+        cls, server: str, workload: str, concurrency: int, rounds: list[dict[str, Any]]
+    ) -> Point:
+        """A point from several runs of the load generator (rounds of one point).
+
+        req/s is every answer over every measured second; p50/p90/p99 are the median of the
+        rounds' percentiles; CPU fractions are the rounds' mean, except the client's, which is
+        the largest: one client-bound round marks the point.
+        """
+        if len(rounds) == 1:
+            return cls.of(server, workload, concurrency, rounds[0])
+        statuses: dict[str, int] = {}
+        for result in rounds:
+            for status, count in result["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + count
+        server_cpus = [result.get("server_cpu") for result in rounds]
+        seconds = sum(result["seconds"] for result in rounds)
+        return cls(
+            server,
+            workload,
+            concurrency,
+            rps=sum(result["requests"] for result in rounds) / seconds if seconds else 0.0,
+            p50_ms=statistics.median(result["p50_ms"] for result in rounds),
+            p90_ms=statistics.median(result["p90_ms"] for result in rounds),
+            p99_ms=statistics.median(result["p99_ms"] for result in rounds),
+            failures=sum(result["failures"] for result in rounds),
+            statuses=statuses,
+            server_cpu=None
+            if None in server_cpus
+            else statistics.fmean(c for c in server_cpus if c is not None),
+            client_cpu=max(result["client_cpu"] for result in rounds),
         )
 
     @property
@@ -306,6 +341,7 @@ def render(run: Run) -> str:
     facts = machine()
     versions = ", ".join(f"{name} {f.get('version', '?')}" for name, f in run.servers.items())
     settings = run.settings
+    rounds = settings.get("rounds", 1)
     parts = [
         f"# Modelport benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}",
         "",
@@ -316,8 +352,10 @@ def render(run: Run) -> str:
         f"MALLOC_TRIM_THRESHOLD_={settings['MALLOC_TRIM_THRESHOLD_']}. "
         f"Modelport: gunicorn.conf.py defaults, {facts['gunicorn_workers']}.",
         f"Versions: {versions}.",
-        f"Each point: {settings['warmup_s']} s warm-up, then {settings['duration_s']} s closed "
-        f"loop, every answer checked (HTTP 200 / gRPC OK); {settings['elapsed_s']} s in all."
+        f"Each point: {rounds} round(s) per server, servers taking turns, each a "
+        f"{settings['warmup_s']} s warm-up then {settings['duration_s'] / rounds:g} s measured "
+        f"({settings['duration_s']} s in all) of closed loop, every answer checked "
+        f"(HTTP 200 / gRPC OK); {settings['elapsed_s']} s in all."
         + (" QUICK MODE: a smoke run, not a measurement." if settings["quick"] else ""),
         "",
         "`*` client-bound (the load generator used ≥ 85 % of its core: not a win), "

@@ -1,13 +1,14 @@
 """`make bench`: Modelport against MLServer and KServe, on one machine in one run.
 
-    python -m bench.run                      # everything (about 15 minutes)
+    python -m bench.run                      # everything (about 20 minutes)
     python -m bench.run --quick              # smoke run: Modelport only, concurrency 8, 1 s
     python -m bench.run --servers modelport,kserve --workloads W1,W2 --concurrency 8
 
 Every server runs pinned to core 0 and our load generator (bench/loadgen.py) to core 1; every
 server gets the same glibc malloc thresholds. All servers are started first; each (server,
-workload) is probed once for a right answer; then, point by point, the servers take turns (each
-first left to go idle) at a closed loop of fixed concurrency for a fixed time. A point whose
+workload) is probed once for a right answer; then, point by point and in rounds, the servers
+take turns (each first left to go idle) at a closed loop of fixed concurrency for a fixed time.
+A point whose
 load generator used most of its core is marked client-bound: it measures the client, not the
 server. The table (req/s, p50 and p99 per server, ratios Modelport / peer and / ceiling) is
 printed and written to bench/results/ with the date, versions and machine facts.
@@ -82,6 +83,8 @@ def drive(
     concurrency: int,
     body_file: Path,
     args: argparse.Namespace,
+    duration: float,
+    warmup: float,
 ) -> dict:
     """One closed-loop run of the load generator, pinned to the client core."""
     request = build(workload)
@@ -93,7 +96,7 @@ def drive(
         for key, value in request.headers.items():
             argv += ["--header", f"{key}: {value}"]
     argv += ["--body", str(body_file), "--concurrency", str(concurrency)]
-    argv += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+    argv += ["--duration", str(duration), "--warmup", str(warmup)]
     argv += ["--pids", ",".join(str(pid) for pid in server.pids())]
     done = subprocess.run(
         argv,
@@ -101,7 +104,7 @@ def drive(
         env={**os.environ, **allocator(args)},
         capture_output=True,
         text=True,
-        timeout=args.duration + args.warmup + 300,
+        timeout=duration + warmup + 300,
         check=False,
     )
     if done.returncode != 0:
@@ -157,14 +160,17 @@ def measure(
     bodies: Path,
     say: Callable[[str], None],
 ) -> list[Point]:
-    """Every point, servers taking turns at each (workload, concurrency).
+    """Every point, servers taking turns at each (workload, concurrency), in rounds.
 
     The host's speed drifts by tens of percent over minutes here (MLServer's W1 at c=8 measured
-    615 to 915 req/s in runs an hour apart), so servers measured one after another would be
-    compared across that drift. Taking turns point by point keeps each comparison seconds apart.
+    615 to 915 req/s in runs an hour apart; KServe's W4 gRPC 182 and 243 req/s in two runs
+    minutes apart), so servers measured one after another would be compared across that drift.
+    Each point's measured time is split into `--rounds` rounds, and in every round each server
+    takes its turn (A B C A B C A B C); a server's point adds its rounds up (`Point.of_rounds`).
     """
     points: list[Point] = []
     unsupported: dict[tuple[str, str], str] = {}
+    duration = args.duration / args.rounds
     for workload in workloads:
         body_file = bodies / f"{workload.key}.bin"
         body_file.write_bytes(build(workload).body)
@@ -182,37 +188,44 @@ def measure(
                 unsupported[(name, workload.key)] = problem
         wanted = [c for c in levels if c in workload.concurrency] or list(workload.concurrency)
         for concurrency in wanted:
+            measured = [name for name in names if (name, workload.key) not in unsupported]
+            rounds: dict[str, list[dict]] = {name: [] for name in measured}
+            notes: dict[str, list[str]] = {name: [] for name in measured}
+            for _ in range(args.rounds):
+                for name in measured:
+                    notes[name].append(settle(running, args, say))
+                    try:
+                        result = drive(
+                            running[name],
+                            workload,
+                            concurrency,
+                            body_file,
+                            args,
+                            duration,
+                            args.warmup,
+                        )
+                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                        failure = f"load generator failed: {str(exc).splitlines()[-1][:120]}"
+                        say(f"{name} {workload.key} c={concurrency}: {failure}")
+                        notes[name].append(failure)
+                    else:
+                        rounds[name].append(result)
             for name in names:
                 problem = unsupported.get((name, workload.key))
                 if problem:
-                    note = f"unsupported: {problem}"
+                    points.append(
+                        Point(name, workload.key, concurrency, note=f"unsupported: {problem}")
+                    )
+                    continue
+                note = "; ".join(dict.fromkeys(filter(None, notes[name])))
+                if not rounds[name]:
                     points.append(Point(name, workload.key, concurrency, note=note))
                     continue
-                note = settle(running, args, say)
-                point = drive_point(running[name], workload, concurrency, body_file, args, say)
-                point.note = "; ".join(filter(None, [point.note, note]))
+                point = Point.of_rounds(name, workload.key, concurrency, rounds[name])
+                point.note = note
+                say(point.line())
                 points.append(point)
     return points
-
-
-def drive_point(
-    server: servers.Server,
-    workload: Workload,
-    concurrency: int,
-    body_file: Path,
-    args: argparse.Namespace,
-    say: Callable[[str], None],
-) -> Point:
-    """One measured point (or why there is none)."""
-    try:
-        result = drive(server, workload, concurrency, body_file, args)
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        failure = f"load generator failed: {str(exc).splitlines()[-1][:120]}"
-        say(f"{server.name} {workload.key} c={concurrency}: {failure}")
-        return Point(server.name, workload.key, concurrency, note=failure)
-    point = Point.of(server.name, workload.key, concurrency, result)
-    say(point.line())
-    return point
 
 
 def _rss(server: servers.Server) -> dict[str, int]:
@@ -277,7 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", help="comma list of workload keys (W1, W4-bin, B-on...)")
     parser.add_argument("--concurrency", help="comma list (default 1,8,32)")
     parser.add_argument("--duration", type=float, help="measured seconds per point (6; quick: 1)")
-    parser.add_argument("--warmup", type=float, help="unmeasured seconds first (2; quick: 0.3)")
+    parser.add_argument(
+        "--warmup", type=float, help="unmeasured seconds before each round (1; quick: 0.3)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="servers take turns this many times per point (3; quick: 1)"
+    )
     parser.add_argument("--malloc-mmap-threshold", type=int, default=MALLOC_MMAP_THRESHOLD)
     parser.add_argument("--malloc-trim-threshold", type=int, default=MALLOC_TRIM_THRESHOLD)
     parser.add_argument("--no-perf-analyzer", action="store_true")
@@ -291,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration is None:
         args.duration = 1.0 if args.quick else 6.0
     if args.warmup is None:
-        args.warmup = 0.3 if args.quick else 2.0
+        args.warmup = 0.3 if args.quick else 1.0
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
     names = args.servers.split(",") if args.servers else list(ALL_SERVERS)
     keys = args.workloads.split(",") if args.workloads else [w.key for w in WORKLOADS]
     levels = tuple(int(c) for c in (args.concurrency or "1,8,32").split(","))
@@ -326,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         settings={
             "duration_s": args.duration,
             "warmup_s": args.warmup,
+            "rounds": args.rounds,
             "MALLOC_MMAP_THRESHOLD_": args.malloc_mmap_threshold,
             "MALLOC_TRIM_THRESHOLD_": args.malloc_trim_threshold,
             "quick": args.quick,
