@@ -11,13 +11,6 @@ from config.settings import load_settings
 _settings = load_settings()
 _server = _settings.server
 
-# prometheus-client's multiprocess mode: every worker writes its samples under this folder and
-# /metrics adds them up. Set in the master before any worker exists; kept across `kill -HUP`
-# (the config is re-read, the variable is already set) so counters survive a reload.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modelport-metrics-")
-    os.environ["MODELPORT_OWNS_METRICS_DIR"] = "1"
-
 # Bind where the config file says (server.http), unless MODELPORT_BIND says otherwise.
 bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port}")
 # Chosen from `make bench` (bench/run.py; numbers in the README's Performance section), on one
@@ -91,6 +84,15 @@ def on_starting(server):
     if not os.environ.get("MODELPORT_STATE_DIR") or os.environ.get("MODELPORT_OWNS_STATE_DIR"):
         os.environ["MODELPORT_STATE_DIR"] = tempfile.mkdtemp(prefix="modelport-state-")
         os.environ["MODELPORT_OWNS_STATE_DIR"] = "1"
+    # prometheus-client's multiprocess mode: every worker writes its samples under this folder
+    # and /metrics adds them up. The same reasons place it here: kept across `kill -HUP` (so
+    # counters survive a reload), never made by `--check-config`, the old master's own after a
+    # USR2 re-exec. A folder given from outside is used as it is and never removed.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get(
+        "MODELPORT_OWNS_METRICS_DIR"
+    ):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modelport-metrics-")
+        os.environ["MODELPORT_OWNS_METRICS_DIR"] = "1"
 
 
 # The gRPC sidecar (grpc_service/worker.py): built in each worker after the fork, stopped with it.
