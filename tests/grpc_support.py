@@ -106,3 +106,26 @@ def client_python(name: str, requirement: str) -> Path:
 def omi_python() -> Path:
     """The python of the chassisml client venv."""
     return client_python(OMI_VENV.name, OMI_CLIENT_REQUIREMENT)
+
+
+def loopback_sidecar(app: Any, settings: Any = None, **options: Any) -> tuple[Any, int]:
+    """An in-process gRPC sidecar (not started) over `app`'s data plane, on free loopback ports.
+
+    `settings` defaults to the app's; either way the gRPC and OMI ports become 0 (free ones).
+    Returns the sidecar and its bound gRPC port.
+    """
+    import dataclasses
+
+    from grpc_service import server as sidecar
+
+    core = app.extensions["modelport"]
+    settings = settings or core.settings
+    settings = dataclasses.replace(
+        settings,
+        server=dataclasses.replace(
+            settings.server,
+            grpc=dataclasses.replace(settings.server.grpc, port=0),
+            omi=dataclasses.replace(settings.server.omi, port=0),
+        ),
+    )
+    return sidecar.create_server(core.dataplane, settings, host="127.0.0.1", **options)

@@ -22,6 +22,7 @@ from grpc_service import server as sidecar
 from grpc_service.protos import grpc_service_pb2 as pb
 from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
 from grpc_service.protos import omi_pb2, omi_pb2_grpc
+from tests.grpc_support import loopback_sidecar
 
 SERVICES = [
     pb.DESCRIPTOR.services_by_name["GRPCInferenceService"],
@@ -42,19 +43,7 @@ def serve(app: Flask) -> Iterator[Callable[..., grpc.Channel]]:
     started: list[tuple[grpc.Server, grpc.Channel]] = []
 
     def start(settings: Settings | None = None, **options: Any) -> grpc.Channel:
-        core = app.extensions["modelport"]
-        settings = settings or _settings(
-            app, grpc=dataclasses.replace(core.settings.server.grpc, port=0)
-        )
-        settings = dataclasses.replace(
-            settings,
-            server=dataclasses.replace(
-                settings.server,
-                grpc=dataclasses.replace(settings.server.grpc, port=0),
-                omi=dataclasses.replace(settings.server.omi, port=0),
-            ),
-        )
-        server, port = sidecar.create_server(core.dataplane, settings, host="127.0.0.1", **options)
+        server, port = loopback_sidecar(app, settings, **options)
         server.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         started.append((server, channel))
@@ -334,17 +323,7 @@ def test_a_failed_omi_item_is_one_failed_inference(app: Flask, serve) -> None:
 
 
 def test_drain_reports_not_serving_ends_watches_and_keeps_serving_calls(app: Flask) -> None:
-    core = app.extensions["modelport"]
-    server_settings = core.settings.server
-    settings = dataclasses.replace(
-        core.settings,
-        server=dataclasses.replace(
-            server_settings,
-            grpc=dataclasses.replace(server_settings.grpc, port=0),
-            omi=dataclasses.replace(server_settings.omi, port=0),
-        ),
-    )
-    running, port = sidecar.create_server(core.dataplane, settings, host="127.0.0.1")
+    running, port = loopback_sidecar(app)
     running.start()
     serving, not_serving = (
         health_pb2.HealthCheckResponse.SERVING,

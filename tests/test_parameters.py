@@ -6,7 +6,6 @@ reserved keys next to its own and reads back what the model saw.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import grpc
@@ -17,9 +16,9 @@ from flask.testing import FlaskClient
 
 from app.codec.binary import HEADER_LENGTH
 from app.codec.parameters import split_parameters
-from grpc_service import server as sidecar
 from grpc_service.protos import grpc_service_pb2 as pb
 from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+from tests.grpc_support import loopback_sidecar
 
 USER = {"custom": "x", "n": 2, "flag": True}
 # Every request-level key Triton keeps for itself (reference §6.3, Triton's parameters,
@@ -76,17 +75,7 @@ def test_rest_binary_data_output_is_still_honoured(client: FlaskClient) -> None:
 @pytest.fixture()
 def oip_stub(app: Flask) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
     """An in-process gRPC sidecar over the shared app, on a free loopback port."""
-    core = app.extensions["modelport"]
-    server_settings = core.settings.server
-    settings = dataclasses.replace(
-        core.settings,
-        server=dataclasses.replace(
-            server_settings,
-            grpc=dataclasses.replace(server_settings.grpc, port=0),
-            omi=dataclasses.replace(server_settings.omi, port=0),
-        ),
-    )
-    server, port = sidecar.create_server(core.dataplane, settings, host="127.0.0.1")
+    server, port = loopback_sidecar(app)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield pb_grpc.GRPCInferenceServiceStub(channel)
