@@ -239,6 +239,15 @@ class ModelManager:
                 self._entries = {k: v for k, v in self._entries.items() if k != name}
                 for entry in removed.values():
                     self._retire(entry)
+            for name, settings_list in configured.items():  # versions dropped from a kept name
+                kept = {model_settings.version for model_settings in settings_list}
+                versions = self._entries.get(name, {})
+                dropped = [entry for version, entry in versions.items() if version not in kept]
+                if dropped:
+                    remaining = {v: e for v, e in versions.items() if v in kept}
+                    self._entries = {**self._entries, name: remaining}
+                    for entry in dropped:
+                        self._retire(entry)
             self._configured = configured
             for settings_list in configured.values():
                 for model_settings in settings_list:

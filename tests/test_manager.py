@@ -98,6 +98,21 @@ def test_mount_adds_and_removes_models() -> None:
     assert manager.get("b").name == "b"
 
 
+def test_mount_drops_a_version_no_longer_configured() -> None:
+    echo = "examples.echo:EchoModel"
+    manager = manager_of(python_model("a", echo, "1"), python_model("a", echo, "2"))
+    assert manager.get("a").version == "2"
+    retired: list[object] = []
+    manager.on_retire.append(retired.append)
+    second = manager.get("a", "2")
+    manager.mount([python_model("a", echo, "1")])
+    assert [entry.version for entry in manager.entries("a")] == ["1"]
+    assert manager.get("a").version == "1"
+    with pytest.raises(ModelNotFound):
+        manager.get("a", "2")
+    assert retired == [second]
+
+
 def test_every_model_that_leaves_service_is_retired_once() -> None:
     manager = manager_of(
         python_model("a", "examples.echo:EchoModel"), python_model("b", "examples.echo:EchoModel")
