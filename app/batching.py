@@ -16,7 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +77,10 @@ class Batcher:
         """Run one request in the next batch; return its own outputs, or raise its own error."""
         rows = _rows(inputs)
         if rows is None or rows >= self._max_rows:
-            return self._predict(inputs, parameters, names)  # nothing to gain, or not batchable
+            # Nothing to gain, or not batchable: one execution of its own, counted like one.
+            result = self._predict(inputs, parameters, names)
+            self._on_batch(batch_size(inputs))
+            return result
         names = tuple(names)
         item = _Item(inputs, parameters, names, rows, _key(inputs, parameters, names))
         with self._lock:
@@ -166,6 +169,13 @@ class Batcher:
         else:
             self._on_batch(item.rows)
             item.future.set_result(result)
+
+
+def batch_size(inputs: Mapping[str, np.ndarray]) -> int:
+    """The rows one execution counts in statistics and metrics: the first input's first
+    dimension, or 1 for a scalar (or no) input."""
+    first = next(iter(inputs.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim else 1
 
 
 def _rows(inputs: dict[str, np.ndarray]) -> int | None:

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 
 from app import explaining, metrics
-from app.batching import Batcher
+from app.batching import Batcher, batch_size
 from app.binding import bind_inputs, output_names
 from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
 from app.codec.tensors import as_bytes_array
@@ -127,7 +127,7 @@ class DataPlane:
         self.stats.record_success(
             model.name,
             model.version,
-            _batch_size(inputs),
+            batch_size(inputs),
             time.perf_counter_ns() - started,
             infer_ns,
         )
@@ -186,7 +186,7 @@ class DataPlane:
         batcher = self._batcher(model) if model.settings.max_batch_size > 0 else None
         if batcher is None:
             result = model.predict_outputs(inputs, parameters, names)
-            metrics.observe_batch(model.name, _batch_size(inputs))
+            metrics.observe_batch(model.name, batch_size(inputs))
             return result
         return batcher.predict(inputs, parameters, names)
 
@@ -296,8 +296,3 @@ class DataPlane:
         else:
             entries = self.manager.entries(name)
         return self.workers.statistics((e.name, e.version) for e in entries)
-
-
-def _batch_size(inputs: Mapping[str, np.ndarray]) -> int:
-    first = next(iter(inputs.values()), None)
-    return int(first.shape[0]) if first is not None and first.ndim else 1

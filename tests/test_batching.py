@@ -90,9 +90,11 @@ def test_batches_never_exceed_the_maximum_and_shapes_do_not_mix() -> None:
 @pytest.mark.parametrize("rows", [64, 100])
 def test_a_request_as_large_as_a_batch_runs_directly(rows: int) -> None:
     model = Recorder()
-    batcher = Batcher(model, max_batch_size=64, delay_ms=1000)
+    sizes: list[int] = []
+    batcher = Batcher(model, max_batch_size=64, delay_ms=1000, on_batch=sizes.append)
     result = batcher.predict({"x": np.ones((rows, 1))}, {}, ("y",))
     assert result["y"].shape == (rows, 1) and model.calls == [rows]
+    assert sizes == [rows]  # its own execution still counts in the batch-size metric
 
 
 def test_outputs_that_are_not_batched_fall_back_to_single_calls() -> None:
