@@ -123,7 +123,11 @@ class DataPlane:
         except Exception as exc:
             raise self._model_failed(model, started, exc) from exc
         infer_ns = time.perf_counter_ns() - infer_started
-        outputs = self._outputs(model, result, names)
+        try:
+            outputs = self._outputs(model, result, names)
+        except ModelportError:  # the model answered something that cannot be sent
+            self._record_failure(model, started)
+            raise
         self.stats.record_success(
             model.name,
             model.version,

@@ -32,6 +32,22 @@ class FailingModel(Model):
         return {"y": x}
 
 
+class UnsendableOutputModel(Model):
+    """Answers an output its declared datatype cannot hold when the input is negative."""
+
+    def load(self) -> None:
+        """Declare one FP32 input and one INT32 output."""
+        self.inputs = [TensorSpec("x", "FP32", (-1,))]
+        self.outputs = [TensorSpec("y", "INT32", (-1,))]
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """Strings for negative inputs: the data plane cannot send them as INT32."""
+        x = inputs["x"]
+        return {"y": np.array(["not a number"] * len(x)) if (x < 0).any() else x.astype(int)}
+
+
 class BrokenLoadModel(Model):
     """A model whose load always raises: the server must keep serving the others."""
 
