@@ -79,7 +79,7 @@ class _Buffer:
         self.lock = threading.Lock()
         self.counters: dict[Any, float] = {}  # counter child -> amount
         self.histograms: dict[Any, list[float]] = {}  # child -> [sum, count per bucket...]
-        self.pid = 0  # the process whose flusher thread runs (0: none yet)
+        self.flushing = False  # this process's flusher thread is running
 
     def count(self, child: Any, amount: float) -> None:
         """Add to a counter child (caller holds the lock)."""
@@ -102,19 +102,25 @@ class _Buffer:
         return counters, histograms
 
     def ensure_flusher(self) -> None:
-        """Start this process's flusher thread once (after a fork, the child starts its own)."""
-        pid = os.getpid()
-        if self.pid == pid:
+        """Start this process's flusher thread on its first observation."""
+        if self.flushing:
             return
         with self.lock:
-            if self.pid == pid:
+            if self.flushing:
                 return
-            self.pid = pid
-            self.counters, self.histograms = {}, {}  # a parent's leftovers are the parent's
+            self.flushing = True
         threading.Thread(target=_flush_forever, name="metrics-flush", daemon=True).start()
+
+    def after_fork(self) -> None:
+        """In a forked child: no flusher thread, a fresh lock, and none of the parent's counts
+        (they are the parent's to write). Done once at fork, not checked on every request."""
+        self.lock = threading.Lock()
+        self.counters, self.histograms = {}, {}
+        self.flushing = False
 
 
 _buffer = _Buffer()
+os.register_at_fork(after_in_child=_buffer.after_fork)
 
 
 def flush() -> None:

@@ -63,3 +63,26 @@ def test_observe_request_starts_one_flusher_per_process() -> None:
     metrics.observe_request("", "v2", "200", 0.001, 10, 20)
     flushers = [t for t in threading.enumerate() if t.name == "metrics-flush"]
     assert len(flushers) == 1 and flushers[0].daemon
+
+
+def test_a_forked_child_starts_clean_and_runs_its_own_flusher() -> None:
+    import os
+
+    metrics.observe_request("", "v2", "200", 0.001, 10, 20)  # parent: flusher running, data held
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports what it inherited, then its state after one observation
+        try:
+            inherited = (metrics._buffer.flushing, len(metrics._buffer.counters))
+            metrics.observe_request("", "v2", "200", 0.001, 10, 20)
+            started = metrics._buffer.flushing and any(
+                t.name == "metrics-flush" for t in threading.enumerate()
+            )
+            os.write(write, repr((inherited, started)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        report = answer.read()
+    os.waitpid(pid, 0)
+    assert report == "((False, 0), True)"
