@@ -401,6 +401,37 @@ def test_omi_run_that_cannot_run(channel: grpc.Channel, model: str, status_code:
     assert status.status_code == status_code
 
 
+INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"\x0a\x04iris\x3a\x05abc",  # raw_input_contents claims 5 bytes, 3 follow
+        b"\x0a\x04iris\x3a",  # a raw_input_contents key and nothing after it
+        b"\x0a\x04iris\x12\x80",  # a truncated length varint
+        b"\x0a\x02\xff\xfe" + _raw(_infer(model=""), ROW).SerializeToString(),  # bad UTF-8
+    ],
+    ids=["raw-runs-past-end", "key-only", "truncated-varint", "bad-utf8-name"],
+)
+def test_malformed_infer_bytes_are_internal_like_grpcio(channel: grpc.Channel, wire: bytes) -> None:
+    """ModelInfer reads raw tensors without protobuf (app/codec/proto_wire.py): bytes protobuf
+    cannot parse still get grpcio's own answer to an undecodable request."""
+    call = channel.unary_unary(INFER_METHOD)  # bytes in, bytes out: no client-side parsing
+    with pytest.raises(grpc.RpcError) as caught:
+        call(wire, timeout=30)
+    assert caught.value.code() == CODE.INTERNAL
+    assert "deserializing" in (caught.value.details() or "")
+
+
+def test_raw_tensors_split_across_the_message_are_read_in_order(channel: grpc.Channel) -> None:
+    """Fields in any order (raw contents before the inputs) parse as protobuf reads them."""
+    wire = _raw(pb.ModelInferRequest(), ROW).SerializeToString()
+    wire += _infer(inputs=[_iris()]).SerializeToString()
+    answer = pb.ModelInferResponse.FromString(channel.unary_unary(INFER_METHOD)(wire, timeout=30))
+    assert np.frombuffer(answer.raw_output_contents[0], "<i8").tolist() == [0]
+
+
 def test_server_stays_ready(server: GunicornServer, channel: grpc.Channel) -> None:
     """Runs last: both workers are the ones that booted, and they still serve."""
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
