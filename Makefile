@@ -41,7 +41,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 protos: $(VENV)/.installed
-	$(PY) -m grpc_service.protos.build
+	$(PY) -m protos.build
 
 # The chassisml OMI client pins protobuf<5, so it gets its own venv (tests run it as a child).
 OMI_VENV := $(VENV)/omi-client

@@ -18,8 +18,8 @@ from app.codec.proto_wire import InferCall, read_infer_call
 from app.dataplane import DataPlane
 from app.errors import InvalidInput, ModelNotFound
 from grpc_service.interceptors import status_of
-from grpc_service.protos import grpc_service_pb2 as pb
-from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+from protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 #: Methods that stay public when auth is configured (DESIGN §4).

@@ -24,7 +24,7 @@ from app.explaining import explain_item
 from app.model import Model
 from config.settings import Settings
 from grpc_service.auth import Credentials
-from grpc_service.protos import omi_pb2, omi_pb2_grpc
+from protos import omi_pb2, omi_pb2_grpc
 
 log = logging.getLogger("modelport.omi")
 

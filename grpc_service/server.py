@@ -22,7 +22,7 @@ from config.settings import Settings
 from grpc_service import health, oip, omi
 from grpc_service.auth import Credentials
 from grpc_service.interceptors import ErrorInterceptor
-from grpc_service.protos import grpc_service_pb2_grpc, omi_pb2_grpc
+from protos import grpc_service_pb2_grpc, omi_pb2_grpc
 
 log = logging.getLogger("modelport.grpc")
 

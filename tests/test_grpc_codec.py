@@ -15,7 +15,7 @@ from app.errors import InvalidInput
 from app.model import Model
 from app.types import InferResponse, Tensor, TensorSpec
 from config.settings import ModelSettings
-from grpc_service.protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2 as pb
 
 TYPED = [
     ("BOOL", "bool_contents", [True, False]),

@@ -15,9 +15,9 @@ import grpc
 import numpy as np
 import pytest
 
-from grpc_service.protos import grpc_service_pb2 as pb
-from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
-from grpc_service.protos import omi_pb2, omi_pb2_grpc
+from protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2_grpc as pb_grpc
+from protos import omi_pb2, omi_pb2_grpc
 from tests.grpc_support import start_server
 from tests.server import GunicornServer
 

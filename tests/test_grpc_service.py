@@ -19,9 +19,9 @@ from app.errors import ModelUnavailable
 from config.settings import AuthSettings, OmiSettings, Settings
 from grpc_service import oip, omi
 from grpc_service import server as sidecar
-from grpc_service.protos import grpc_service_pb2 as pb
-from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
-from grpc_service.protos import omi_pb2, omi_pb2_grpc
+from protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2_grpc as pb_grpc
+from protos import omi_pb2, omi_pb2_grpc
 from tests.grpc_support import loopback_sidecar
 
 SERVICES = [

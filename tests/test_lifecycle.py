@@ -13,8 +13,8 @@ import pytest
 import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from grpc_service.protos import grpc_service_pb2 as pb
-from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+from protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2_grpc as pb_grpc
 from tests.grpc_support import SIDECAR_LINE
 from tests.server import ROOT, GunicornServer
 

@@ -113,8 +113,8 @@ def test_counts_equal_the_requests_sent(metered: GunicornServer) -> None:
 def test_grpc_calls_are_counted_too(metered: GunicornServer) -> None:
     import grpc
 
-    from grpc_service.protos import grpc_service_pb2 as pb
-    from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+    from protos import grpc_service_pb2 as pb
+    from protos import grpc_service_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{metered.grpc_port}") as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 
 from app.codec.binary import HEADER_LENGTH
 from app.codec.parameters import split_parameters
-from grpc_service.protos import grpc_service_pb2 as pb
-from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+from protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2_grpc as pb_grpc
 from tests.grpc_support import loopback_sidecar
 
 USER = {"custom": "x", "n": 2, "flag": True}

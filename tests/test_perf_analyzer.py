@@ -15,8 +15,8 @@ import pytest
 import requests
 from google.protobuf import json_format
 
-from grpc_service.protos import grpc_service_pb2 as pb
-from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+from protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2_grpc as pb_grpc
 from tests.grpc_support import start_server
 from tests.server import ROOT, GunicornServer
 

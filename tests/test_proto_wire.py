@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.codec.proto_wire import InferCall, read_infer_call
-from grpc_service.protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2 as pb
 
 
 def _rebuilt(call: InferCall) -> pb.ModelInferRequest:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grpc_service.protos import build, grpc_service_pb2, model_config_pb2, omi_pb2
+from protos import build, grpc_service_pb2, model_config_pb2, omi_pb2
 from tests.grpc_support import omi_python, run_client
 
 

@@ -21,7 +21,7 @@ from app.codec.rest import tensor_from_rows
 from app.codec.tensors import ndarray_to_json
 from app.errors import InvalidInput, ModelportError
 from app.types import InferRequest, InferResponse, ModelMetadata, Tensor, TensorSpec
-from grpc_service.protos import omi_pb2
+from protos import omi_pb2
 
 #: Chassis's key for a model's single input (its legacy functions and docs use it).
 DEFAULT_INPUT_KEY = "input"

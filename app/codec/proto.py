@@ -26,8 +26,8 @@ from app.codec.tensors import (
 )
 from app.errors import InvalidInput
 from app.types import InferRequest, InferResponse, ModelMetadata, RequestedOutput, Tensor
-from grpc_service.protos import grpc_service_pb2 as pb
-from grpc_service.protos import model_config_pb2
+from protos import grpc_service_pb2 as pb
+from protos import model_config_pb2
 
 if TYPE_CHECKING:
     from app.manager import ModelEntry

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from grpc_service.protos import omi_pb2 as chassis_dot_protos_dot_v1_dot_model__pb2
+from protos import omi_pb2 as chassis_dot_protos_dot_v1_dot_model__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__

@@ -1,4 +1,4 @@
-"""Generate the protobuf and gRPC modules (and .pyi stubs): `python -m grpc_service.protos.build`.
+"""Generate the protobuf and gRPC modules (and .pyi stubs): `python -m protos.build`.
 
 `make protos` runs this, and `tests/test_protos.py` runs it into a temporary folder to prove the
 committed files are exactly what the sources give. protoc names modules after the proto files and
@@ -17,7 +17,7 @@ from pathlib import Path
 from grpc_tools import protoc
 
 SOURCES_DIR = Path(__file__).resolve().parent
-PACKAGE = "grpc_service.protos"
+PACKAGE = "protos"
 #: Proto files, relative to SOURCES_DIR (their names are what reflection reports).
 SOURCES = ("grpc_service.proto", "model_config.proto", "chassis/protos/v1/model.proto")
 #: Generated module stem per source, where it differs from protoc's.
