@@ -20,6 +20,7 @@ from app.batching import Batcher, batch_size
 from app.binding import bind_inputs, output_names
 from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
 from app.codec.tensors import as_bytes_array
+from app.entries import ModelEntry
 from app.errors import (
     InvalidInput,
     ModelFailed,
@@ -27,7 +28,7 @@ from app.errors import (
     ModelportError,
     NotImplementedByModel,
 )
-from app.manager import ModelEntry, ModelManager
+from app.manager import ModelManager
 from app.model import Model
 from app.stats import ModelStats, StatsRegistry
 from app.types import InferRequest, InferResponse, ModelMetadata, ServerMetadata, Tensor

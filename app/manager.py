@@ -10,49 +10,14 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 
+from app.entries import ModelEntry, ModelState
 from app.errors import ModelNotFound, ModelUnavailable
 from app.model import Model
 from app.runtimes import RUNTIME_CLASSES, import_class
 from config.settings import ModelSettings, Settings
 
 log = logging.getLogger("modelport.manager")
-
-
-class ModelState(StrEnum):
-    """Model version states, in Triton's repository-index words."""
-
-    LOADING = "LOADING"
-    READY = "READY"
-    UNAVAILABLE = "UNAVAILABLE"  # failed to load, or unloaded: `reason` says which
-    UNLOADING = "UNLOADING"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelEntry:
-    """One configured model version: its settings, state, and the loaded model when ready."""
-
-    settings: ModelSettings
-    state: ModelState
-    reason: str = ""
-    model: Model | None = None
-
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self.settings.name
-
-    @property
-    def version(self) -> str:
-        """The model's version string."""
-        return self.settings.version
-
-    @property
-    def ready(self) -> bool:
-        """True when requests can be served."""
-        return self.state is ModelState.READY and self.model is not None
 
 
 def version_key(version: str) -> tuple[int, int, str]:

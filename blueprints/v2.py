@@ -9,6 +9,12 @@ from flask import Blueprint, Response, current_app
 from app.codec import binary as binary_codec
 from app.codec import rest as codec
 from app.codec.data_url import read_data_url
+from app.codec.metadata import (
+    health_to_json,
+    model_list_to_json,
+    model_metadata_to_json,
+    server_metadata_to_json,
+)
 from app.errors import InvalidInput, ModelUnavailable
 from app.types import InferRequest
 from blueprints import envelopes, schemas
@@ -43,16 +49,14 @@ def _model_routes(rule: str, **options: object):
 @bp.get("/v2")
 def server_metadata() -> Response:
     """Server name, version and extensions."""
-    return json_response(dataplane().server_metadata().to_dict())
+    return json_response(server_metadata_to_json(dataplane().server_metadata()))
 
 
 @bp.get("/v2/health")
 def health() -> Response:
     """MLRun's health route: the server metadata, with liveness and readiness."""
     plane = dataplane()
-    return json_response(
-        {**plane.server_metadata().to_dict(), "live": True, "ready": plane.ready()}
-    )
+    return json_response(health_to_json(plane.server_metadata(), plane.ready()))
 
 
 @bp.get("/v2/health/live")
@@ -72,15 +76,13 @@ def ready() -> Response:
 @bp.get("/v2/models")
 def list_models() -> Response:
     """MLRun and KServe's model list: every name, and `name:version` for every version."""
-    entries = dataplane().repository_index()
-    names = list(dict.fromkeys(entry.name for entry in entries))
-    return json_response({"models": names + [f"{e.name}:{e.version}" for e in entries]})
+    return json_response(model_list_to_json(dataplane().repository_index()))
 
 
 @_model_routes("", methods=["GET"])
 def model_metadata(name: str, version: str | None = None) -> Response:
     """Model metadata: inputs, outputs, platform, versions."""
-    return json_response(dataplane().model_metadata(name, version).to_dict())
+    return json_response(model_metadata_to_json(dataplane().model_metadata(name, version)))
 
 
 @_model_routes("/ready", methods=["GET"])

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from app.codec.datatypes import DATATYPES
+from vocabulary.datatypes import DATATYPES
 
 RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx", "python")
 _PORT = validate.Range(min=0, max=65535)

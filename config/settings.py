@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError
 
-from app.types import TensorSpec
 from config.interpolate import InterpolationError, interpolate
 from config.schemas import ModelSchema, ServerSchema, TopSchema, flatten_messages
+from vocabulary.tensor_spec import TensorSpec
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "models.yaml"
 _MODEL_SCHEMA = ModelSchema()

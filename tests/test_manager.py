@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from app.entries import ModelState
 from app.errors import ModelNotFound, ModelUnavailable
-from app.manager import ModelManager, ModelState, version_key
+from app.manager import ModelManager, version_key
 from config.settings import ModelSettings, Settings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from app.codec.statistics import stats_to_json
 from app.stats import Duration, ModelStats, StatsRegistry
 
 
@@ -31,7 +32,7 @@ def test_merged_adds_counts_and_times_and_keeps_the_latest_inference() -> None:
     assert total.compute_infer == Duration(3, 75)
     assert total.batches == {2: Duration(2, 70), 4: Duration(1, 5)}
     assert total.last_inference == two.last_inference
-    assert total.to_dict()["inference_stats"]["queue"] == {"count": 3, "ns": 0}
+    assert stats_to_json(total)["inference_stats"]["queue"] == {"count": 3, "ns": 0}
     # Neither side is changed, and the total shares no counter with them.
     total.success.add(1)
     assert one.success == Duration(1, 100) and two.success == Duration(2, 70)

@@ -17,6 +17,7 @@ from google.protobuf import json_format
 
 from app.codec.datatypes import dtype_from_datatype
 from app.codec.parameters import split_parameters
+from app.codec.statistics import stats_to_json
 from app.codec.tensors import (
     as_bytes_array,
     check_shape,
@@ -30,7 +31,7 @@ from protos import grpc_service_pb2 as pb
 from protos import model_config_pb2
 
 if TYPE_CHECKING:
-    from app.manager import ModelEntry
+    from app.entries import ModelEntry
     from app.stats import ModelStats
     from app.types import ServerMetadata
 
@@ -305,8 +306,8 @@ def repository_index_to_proto(entries: Iterable[ModelEntry]) -> pb.RepositoryInd
 
 
 def stats_to_proto(stats: ModelStats) -> pb.ModelStatistics:
-    """One `ModelStatistics`: the REST `$model_stat` (`ModelStats.to_dict`), parsed into proto."""
-    return json_format.ParseDict(stats.to_dict(), pb.ModelStatistics())
+    """One `ModelStatistics`: the REST `$model_stat` (`stats_to_json`), parsed into proto."""
+    return json_format.ParseDict(stats_to_json(stats), pb.ModelStatistics())
 
 
 def model_config_to_proto(config: Mapping[str, Any]) -> pb.ModelConfigResponse:
