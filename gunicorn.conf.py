@@ -111,9 +111,9 @@ def _join_control(worker):
         return  # not Modelport's app: the sidecar's hook says so in the log
     from app import workers
 
+    # The app chose the control channel of MODELPORT_STATE_DIR (app/core.py); it joins here.
     # A sync worker that waits longer than `timeout` is killed by the master: stay under it.
-    timeout = min(workers.REPOSITORY_TIMEOUT_SECONDS, worker.cfg.timeout / 2)
-    workers.share(core.dataplane, os.environ["MODELPORT_STATE_DIR"], worker.ppid, timeout)
+    core.dataplane.workers.start(min(workers.REPOSITORY_TIMEOUT_SECONDS, worker.cfg.timeout / 2))
 
 
 def post_request(worker, req, environ, resp):

@@ -43,11 +43,19 @@ EXTENSIONS = ("model_repository", "statistics", "parameters")
 class DataPlane:
     """Protocol-neutral operations on the models of one `ModelManager`."""
 
-    def __init__(self, manager: ModelManager, server_name: str, server_version: str) -> None:
+    def __init__(
+        self,
+        manager: ModelManager,
+        server_name: str,
+        server_version: str,
+        workers: Workers | None = None,
+    ) -> None:
         self.manager = manager
-        self.stats = StatsRegistry()
-        #: This process alone; `app.workers.share` makes it server-wide under gunicorn.
-        self.workers = Workers(manager, self.stats)
+        #: How repository changes and statistics reach the server's other processes (none by
+        #: default; `app.core.workers_for` picks the control channel under gunicorn). It owns
+        #: the counters this data plane records into, since it is what adds them up.
+        self.workers = workers or Workers(manager, StatsRegistry())
+        self.stats = self.workers.stats
         # A batcher holds its model (it calls it), so entries leave only through `_retire`.
         self._batchers: dict[Model, Batcher] = {}
         self._batchers_lock = threading.Lock()
@@ -262,7 +270,8 @@ class DataPlane:
 
         Raises what `infer` raises, and `NotImplementedByModel` for a model that cannot explain.
         """
-        return explaining.explain(self, request)
+        model = self.manager.get(request.model_name, request.model_version)
+        return explaining.explain(model, request, self.infer)
 
     # -- repository --------------------------------------------------------------------------
 

@@ -13,16 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from app.control import LOAD, UNLOAD, ControlChannel, Outcome, Watcher
 from app.errors import ModelNotFound, ModelportError, ModelUnavailable, WorkersUnresponsive
 from app.manager import ModelManager
 from app.stats import ModelStats, StatsRegistry
-
-if TYPE_CHECKING:
-    from app.dataplane import DataPlane
 
 log = logging.getLogger("modelport.workers")
 
@@ -52,6 +47,9 @@ class Workers:
     def statistics(self, versions: Iterable[Version]) -> list[ModelStats]:
         """The counters of each `(name, version)`, in the order asked."""
         return [self.stats.snapshot(name, version) for name, version in versions]
+
+    def start(self, timeout: float | None = None) -> None:
+        """Start taking part, before this process serves (nothing to do alone)."""
 
     def close(self) -> None:
         """Stop taking part (nothing to do alone)."""
@@ -88,12 +86,16 @@ class SharedWorkers(Workers):
             Watcher(channel.stats_request_path, self.answer_stats, name="modelport-stats", **every),
         )
 
-    def start(self) -> None:
+    def start(self, timeout: float | None = None) -> None:
         """Catch up with the desired state, join (acknowledge), then follow changes.
 
         Runs before the worker serves anything: a worker that replaces a dead one, or comes with
-        a HUP, never serves a model that was unloaded.
+        a HUP, never serves a model that was unloaded. `timeout`, when given, replaces how long
+        a repository change waits for the others (gunicorn's hook keeps it under the worker
+        timeout).
         """
+        if timeout is not None:
+            self.timeout = timeout
         self.sync(starting=True)
         for watcher in self._watchers:
             watcher.start()
@@ -205,25 +207,6 @@ class SharedWorkers(Workers):
         if token > self._answered:
             self.channel.answer_stats(token, [s.to_record() for s in self.stats.snapshot_all()])
             self._answered = token
-
-
-def share(
-    plane: DataPlane,
-    directory: str | Path,
-    master: int,
-    timeout: float = REPOSITORY_TIMEOUT_SECONDS,
-) -> SharedWorkers:
-    """Make `plane`'s repository changes and statistics server-wide through `directory`.
-
-    Called in each gunicorn worker before it serves (gunicorn.conf.py); `master` is the
-    master's pid.
-    """
-    workers = SharedWorkers(
-        plane.manager, plane.stats, ControlChannel(directory, master), timeout=timeout
-    )
-    workers.start()
-    plane.workers = workers
-    return workers
 
 
 def _workers(pids: Iterable[int]) -> str:

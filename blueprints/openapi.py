@@ -20,8 +20,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from werkzeug.routing import Rule
 
-from app import __version__
 from app.codec.rest import dumps
+from app.version import __version__
 from blueprints.hooks import PUBLIC_ENDPOINTS
 from blueprints.operations import ERRORS, OPERATIONS, PARAMETERS, TAGS, Operation
 from blueprints.schemas import ErrorSchema

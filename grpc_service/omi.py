@@ -20,7 +20,6 @@ from app.codec import omi as codec
 from app.codec.explanation import explanation_item
 from app.dataplane import DataPlane
 from app.errors import ModelportError
-from app.explaining import explain_item
 from app.model import Model
 from config.settings import Settings
 from grpc_service.auth import Credentials
@@ -125,7 +124,10 @@ class OmiServicer(omi_pb2_grpc.ModzyModelServicer):
             if _processes(model):
                 output = codec.output_item(plane.process(model.name, model.version, item))
                 if explain:
-                    output.output.update(explain_item(plane, model.name, item))
+                    # The default adapter reads the item for the explanation, so its
+                    # attributions are those v1 and v2 answer for the same rows.
+                    request = codec.request_from_item(model.name, model.version, item, model.inputs)
+                    output.output.update(explanation_item(plane.explain(request)))
                 return output
             request = codec.request_from_item(model.name, model.version, item, model.inputs)
             if not explain:

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from flask.testing import FlaskClient
 
-from app import create_app
 from app.auth import Authenticator
 from app.errors import Unauthenticated
+from blueprints.factory import create_app
 from config.settings import AuthSettings, load_settings
 from tests.server import E2E_CONFIG
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app import create_app
 from app.batching import Batcher
 from app.types import InferRequest, Tensor
+from blueprints.factory import create_app
 
 
 class Recorder:

@@ -12,9 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
 from app.codec.data_url import read_data_url, resolve_data_url
 from app.errors import Forbidden, InvalidInput
+from blueprints.factory import create_app
 
 LIMIT = 1024 * 1024
 

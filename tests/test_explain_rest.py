@@ -1,11 +1,13 @@
-"""Explain over v1 and v2 REST and the OMI item form: same attributions, clear errors."""
+"""Explain over v1 and v2 REST and OMI Run (in-process gRPC): same attributions, clear errors."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import orjson
 import pytest
@@ -13,12 +15,12 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
 from app.codec.binary import HEADER_LENGTH
-from app.errors import InvalidInput, ModelNotFound, NotImplementedByModel
-from app.explaining import explain_item
+from blueprints.factory import create_app
 from config.settings import settings_from_dict
+from protos import omi_pb2, omi_pb2_grpc
 from tests.conftest import MODELS
+from tests.grpc_support import loopback_sidecar
 from tests.server import GunicornServer
 
 KSERVE_ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
@@ -32,6 +34,32 @@ EXPLAINABLE: dict[str, tuple[list[list[float]], str, str, list[int]]] = {
     "iris-onnx": (IRIS_ROWS, "shapley_exact", "probabilities", [3, 4]),
     "digits": (DIGITS_ROWS, "model", "decision_function", [10, 64]),
 }
+
+
+@pytest.fixture(scope="module")
+def omi(app: Flask) -> Iterator[omi_pb2_grpc.ModzyModelStub]:
+    """OMI on an in-process gRPC sidecar over the shared app's data plane."""
+    sidecar, port = loopback_sidecar(app)
+    sidecar.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield omi_pb2_grpc.ModzyModelStub(channel)
+    sidecar.stop(0)
+
+
+def _omi_explain(
+    omi: omi_pb2_grpc.ModzyModelStub, name: str, item: dict[str, bytes]
+) -> omi_pb2.RunResponse:
+    """One OMI Run of `item` with `explain=true`, for model `name` (the `omi-model` key)."""
+    request = omi_pb2.RunRequest(inputs=[omi_pb2.InputItem(input=item)], explain=True)
+    return omi.Run(request, metadata=[("omi-model", name)], timeout=30)
+
+
+def _explained_item(omi: omi_pb2_grpc.ModzyModelStub, name: str, item: dict[str, bytes]) -> Any:
+    answer = _omi_explain(omi, name, item)
+    assert answer.status_code == 200, answer.message
+    (output,) = answer.outputs
+    assert output.success, output.output
+    return orjson.loads(output.output["explanation.json"])
 
 
 def _v2_body(rows: list[list[float]], **extra: Any) -> dict[str, Any]:
@@ -51,19 +79,19 @@ def _v1_explanations(body: dict[str, Any], name: str) -> np.ndarray:
 
 @pytest.mark.parametrize("name", list(EXPLAINABLE))
 def test_v1_v2_and_omi_give_the_same_attributions(
-    app: Flask, client: FlaskClient, name: str
+    client: FlaskClient, omi: omi_pb2_grpc.ModzyModelStub, name: str
 ) -> None:
     rows, method, explained, shape = EXPLAINABLE[name]
     v1 = client.post(f"/v1/models/{name}:explain", json={"instances": rows})
     assert v1.status_code == 200, v1.json
     v2 = client.post(f"/v2/models/{name}/explain", json=_v2_body(rows))
     assert v2.status_code == 200, v2.json
-    plane = app.extensions["modelport"].dataplane
-    omi_json = explain_item(plane, name, {"input": orjson.dumps(rows)})
     npy = io.BytesIO()
     np.save(npy, np.asarray(rows, dtype=np.float32))
-    omi_npy = explain_item(plane, name, {"input": npy.getvalue()})
-    omi = [orjson.loads(item["explanation.json"]) for item in (omi_json, omi_npy)]
+    by_omi = [
+        _explained_item(omi, name, {"input": orjson.dumps(rows)}),
+        _explained_item(omi, name, {"input": npy.getvalue()}),
+    ]
 
     # First what infer answers (the ONNX graph: every output), then the explanation.
     infer = client.post(f"/v2/models/{name}/infer", json=_v2_body(rows)).json["outputs"]
@@ -72,7 +100,7 @@ def test_v1_v2_and_omi_give_the_same_attributions(
     assert v2.json["parameters"] == {"explainer": method, "explained_output": explained}
     attributions = _output(v2.json, "attributions")
     assert list(attributions.shape) == [len(rows), *shape]
-    for body in (v1.json, *omi):
+    for body in (v1.json, *by_omi):
         assert body["predictions"] == v2.json["outputs"][0]["data"]
         assert np.array_equal(_v1_explanations(body, "attributions"), attributions)
         assert np.array_equal(
@@ -183,16 +211,28 @@ def test_malformed_and_unexplainable_requests(
     assert words in response.json["error"]
 
 
-def test_omi_items_that_cannot_be_explained(app: Flask) -> None:
-    plane = app.extensions["modelport"].dataplane
-    with pytest.raises(InvalidInput, match="neither JSON nor .npy bytes"):
-        explain_item(plane, "iris-xgboost", {"input": b"\x00garbage"})
-    with pytest.raises(InvalidInput, match="item has no 'input' key"):
-        explain_item(plane, "iris-xgboost", {"a": b"[1]", "b": b"[2]"})
-    with pytest.raises(NotImplementedByModel, match="explain.background"):
-        explain_item(plane, "sum", {"input": b"[[1, 2]]"})
-    with pytest.raises(ModelNotFound):
-        explain_item(plane, "nope", {"input": b"[[1, 2]]"})
+@pytest.mark.parametrize(
+    ("name", "item", "words"),
+    [
+        ("iris-xgboost", {"input": b"\x00garbage"}, "neither JSON nor .npy bytes"),
+        ("iris-xgboost", {"a": b"[1]", "b": b"[2]"}, "item has no 'input' key"),
+        ("sum", {"input": b"[[1, 2]]"}, "explain.background"),
+    ],
+    ids=["garbage", "no-input-key", "no-explainer"],
+)
+def test_omi_items_that_cannot_be_explained(
+    omi: omi_pb2_grpc.ModzyModelStub, name: str, item: dict[str, bytes], words: str
+) -> None:
+    answer = _omi_explain(omi, name, item)
+    assert answer.status_code == 200
+    (output,) = answer.outputs
+    assert not output.success
+    assert words in output.output["error"].decode()
+
+
+def test_omi_explain_of_an_unknown_model_is_404(omi: omi_pb2_grpc.ModzyModelStub) -> None:
+    answer = _omi_explain(omi, "nope", {"input": b"[[1, 2]]"})
+    assert answer.status_code == 404 and "nope" in answer.message
 
 
 # -- the bounded cost, through the front door -------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from openapi_spec_validator import validate
 
-from app import create_app
+from blueprints.factory import create_app
 from blueprints.hooks import PUBLIC_ENDPOINTS
 from blueprints.openapi import openapi_json, undocumented_endpoints
 from config.settings import AuthSettings, load_settings

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from app import create_app
+from blueprints.factory import create_app
 from config.settings import load_settings
 from tests.server import E2E_CONFIG
 
