@@ -15,10 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from app.binding import bind_inputs
-from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
+from app.binding import bind_inputs, output_tensor
 from app.codec.explanation import EXPLANATION
-from app.codec.tensors import as_bytes_array
 from app.errors import InvalidInput, ModelFailed, ModelportError
 from app.explain import Explainer, explainer_for, require_explainer
 from app.model import Model
@@ -129,12 +127,5 @@ def _tensor(
             f"model '{model.name}' explain output '{name}' has shape {list(data.shape)}; "
             f"explanation outputs must have one entry per input row ({batch})"
         )
-    try:
-        datatype = spec.datatype if spec is not None else datatype_from_dtype(data.dtype)
-        if datatype == "BYTES":
-            data = as_bytes_array(data)
-        else:
-            data = data.astype(dtype_from_datatype(datatype), copy=False)
-    except (TypeError, ValueError, ModelportError) as exc:
-        raise ModelFailed(f"model '{model.name}' explain output '{name}': {exc}") from exc
-    return Tensor(name, datatype, np.ascontiguousarray(data), {EXPLANATION: True})
+    tensor = output_tensor(model, name, data, spec, what="explain output")
+    return Tensor(name, tensor.datatype, np.ascontiguousarray(tensor.data), {EXPLANATION: True})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from app.control import LOAD, UNLOAD, ControlChannel, Outcome, Watcher
 from app.errors import ModelNotFound, ModelportError, ModelUnavailable, WorkersUnresponsive
@@ -185,7 +186,7 @@ class SharedWorkers(Workers):
         Raises `WorkersUnresponsive` naming the workers that did not answer in time.
         """
         versions = list(versions)
-        answers: dict[int, list] = {}
+        answers: dict[int, list[dict[str, Any]]] = {}
         if self.channel.peers():
             token = self.channel.request_stats()
             answers, missing = self.channel.wait_for_stats(token, self.stats_timeout)

@@ -119,7 +119,7 @@ def output_item(result: object) -> omi_pb2.OutputItem:
 def _array_from_bytes(key: str, value: bytes) -> np.ndarray:
     if value.startswith(_NPY_MAGIC):
         try:
-            return np.load(io.BytesIO(value), allow_pickle=False)
+            return np.asarray(np.load(io.BytesIO(value), allow_pickle=False))
         except (ValueError, OSError, EOFError) as exc:
             raise InvalidInput(f"item '{key}': not a readable .npy array: {exc}") from None
     try:

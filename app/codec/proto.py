@@ -108,7 +108,7 @@ def parameters_to_proto(parameters: Mapping[str, Any], target: MutableMapping[st
 
 
 def ndarray_from_proto(
-    tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | None = None
+    tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | memoryview | None = None
 ) -> np.ndarray:
     """The array of one input: from `raw` (its raw_input_contents entry) or typed `contents`.
 
@@ -307,7 +307,9 @@ def repository_index_to_proto(entries: Iterable[ModelEntry]) -> pb.RepositoryInd
 
 def stats_to_proto(stats: ModelStats) -> pb.ModelStatistics:
     """One `ModelStatistics`: the REST `$model_stat` (`stats_to_json`), parsed into proto."""
-    return json_format.ParseDict(stats_to_json(stats), pb.ModelStatistics())
+    message = pb.ModelStatistics()
+    json_format.ParseDict(stats_to_json(stats), message)
+    return message
 
 
 def model_config_to_proto(config: Mapping[str, Any]) -> pb.ModelConfigResponse:

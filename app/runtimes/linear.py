@@ -58,6 +58,7 @@ def linear_predict(estimator: Any) -> Predict | None:
             indices = (scores[:, 0] > 0).astype(np.intp)
         else:
             indices = scores.argmax(axis=1)
-        return classes.take(indices, axis=0)
+        labels: np.ndarray = classes.take(indices, axis=0)
+        return labels
 
     return predict
