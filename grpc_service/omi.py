@@ -29,7 +29,8 @@ from protos import omi_pb2, omi_pb2_grpc
 
 log = logging.getLogger("modelport.omi")
 
-SERVICE_NAME = omi_pb2.DESCRIPTOR.services_by_name["ModzyModel"].full_name
+SERVICE = omi_pb2.DESCRIPTOR.services_by_name["ModzyModel"]
+SERVICE_NAME = SERVICE.full_name
 #: Metadata key a raw-stub caller may use to pick the model (the stock client cannot send it).
 MODEL_METADATA_KEY = "omi-model"
 

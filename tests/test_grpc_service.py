@@ -11,14 +11,17 @@ import grpc
 import orjson
 import pytest
 from flask import Flask
+from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from app import metrics
+from app.codec.proto_wire import InferCall, read_infer_call
 from app.errors import ModelUnavailable
 from config.settings import AuthSettings, OmiSettings, Settings
 from grpc_service import oip, omi
 from grpc_service import server as sidecar
+from grpc_service.handlers import method_handlers
 from protos import grpc_service_pb2 as pb
 from protos import grpc_service_pb2_grpc as pb_grpc
 from protos import omi_pb2, omi_pb2_grpc
@@ -118,6 +121,22 @@ def test_every_method_maps_errors_through_the_interceptor(
             assert caught.value.details() == message, method.full_name
             covered.append(method.name)
     assert len(covered) == 15
+
+
+def test_model_infer_is_registered_with_the_zero_copy_reader() -> None:
+    """The servicer sees one request type per method: ModelInfer's is `InferCall`."""
+    handlers = method_handlers(oip.SERVICE, object.__new__(oip.InferenceServicer), oip.READERS)
+    assert set(handlers) == {method.name for method in oip.SERVICE.methods}
+    for method in oip.SERVICE.methods:
+        reader = handlers[method.name].request_deserializer
+        if method.name == "ModelInfer":
+            assert reader is read_infer_call
+        else:
+            assert reader == message_factory.GetMessageClass(method.input_type).FromString
+    call = handlers["ModelInfer"].request_deserializer(
+        pb.ModelInferRequest(model_name="iris", raw_input_contents=[b"abcd"]).SerializeToString()
+    )
+    assert isinstance(call, InferCall) and bytes(call.raw[0]) == b"abcd"
 
 
 def test_real_methods_never_answer_unknown(serve) -> None:
