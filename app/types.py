@@ -6,6 +6,7 @@ tensors and receive an `InferResponse`, so the data plane has one shape to handl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,15 +56,19 @@ class RequestedOutput:
     parameters: Parameters = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class InferRequest:
-    """What every front door becomes (DESIGN §4)."""
+    """What every front door becomes (DESIGN §4), finished by the codec: nothing changes it.
+
+    An operation that needs a variant (explain asks inference for fewer outputs) makes one
+    with `dataclasses.replace`.
+    """
 
     model_name: str
     model_version: str | None
     id: str
-    inputs: list[Tensor]
-    outputs: list[RequestedOutput] | None = None
+    inputs: Sequence[Tensor]
+    outputs: Sequence[RequestedOutput] | None = None
     parameters: Parameters = field(default_factory=dict)
     # Protocol controls split off `parameters` by the codec (`app.codec.parameters`): the
     # front-ends honour them (`binary_data_output`), the model never sees them.

@@ -14,6 +14,7 @@ from typing import Any
 
 from marshmallow import Schema
 
+from app.codec import schemas as requests
 from blueprints import schemas
 
 TAGS: dict[str, str] = {
@@ -100,7 +101,7 @@ _INFER = Operation(
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     },
     errors=(*_BODY_ERRORS, 403, 404, 500, 503),
-    body=schemas.InferRequestSchema,
+    body=requests.InferRequestSchema,
     body_example={
         "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": _IRIS_ROW}]
     },
@@ -120,7 +121,7 @@ _INFER_DICT = Operation(
     tag="MLRun",
     content=_json(schemas.InferResponseSchema),
     errors=(*_BODY_ERRORS, 404, 500, 503),
-    body=schemas.InferDictRequestSchema,
+    body=requests.InferDictRequestSchema,
     body_example={
         "inputs": [
             {"sepal_length": 6.8, "sepal_width": 2.8, "petal_length": 4.8, "petal_width": 1.4}
@@ -144,7 +145,7 @@ OPERATIONS: dict[str, Operation] = {
         "KServe v1",
         _json(schemas.V1PredictResponseSchema),
         (*_BODY_ERRORS, 404, 500, 503),
-        body=schemas.V1RequestSchema,
+        body=requests.V1RequestSchema,
         body_example={"instances": [_IRIS_ROW, [6.0, 3.4, 4.5, 1.6]]},
     ),
     "v2.server_metadata": Operation("Metadata", _json(schemas.ServerMetadataSchema)),
@@ -163,7 +164,7 @@ OPERATIONS: dict[str, Operation] = {
         "Model repository",
         _json(schemas.RepositoryIndexEntrySchema(many=True)),
         _BODY_ERRORS,
-        body=schemas.RepositoryIndexRequestSchema,
+        body=requests.RepositoryIndexRequestSchema,
         body_required=False,
         body_example={"ready": True},
     ),
@@ -171,7 +172,7 @@ OPERATIONS: dict[str, Operation] = {
         "Model repository",
         _json(schemas.EmptySchema),
         (*_BODY_ERRORS, 404, 503),
-        body=schemas.RepositoryRequestSchema,
+        body=requests.RepositoryRequestSchema,
         body_required=False,
         body_example={},
     ),
@@ -179,7 +180,7 @@ OPERATIONS: dict[str, Operation] = {
         "Model repository",
         _json(schemas.EmptySchema),
         (*_BODY_ERRORS, 404, 503),
-        body=schemas.RepositoryRequestSchema,
+        body=requests.RepositoryRequestSchema,
         body_required=False,
         body_example={},
     ),
@@ -188,7 +189,7 @@ OPERATIONS: dict[str, Operation] = {
         "Explain",
         _json(schemas.V1ExplainResponseSchema),
         (*_BODY_ERRORS, 404, 500, 501, 503),
-        body=schemas.V1RequestSchema,
+        body=requests.V1RequestSchema,
         body_example={"instances": [_IRIS_ROW]},
     ),
     "explain.explain_v2": _EXPLAIN_V2,

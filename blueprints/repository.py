@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from app.codec import schemas
 from app.codec.metadata import repository_index_to_json
 from app.codec.statistics import statistics_to_json
-from blueprints import schemas
 from blueprints.common import dataplane, json_response, read_json
 
 bp = Blueprint("repository", __name__)

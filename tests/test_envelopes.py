@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.codec import envelopes, schemas
 from app.errors import InvalidInput
-from blueprints import envelopes, schemas
 
 TENSOR = {"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
 

@@ -1,42 +1,43 @@
 """Request envelopes, validated by marshmallow only when they are not plainly well-formed.
 
-The marshmallow schemas (`blueprints.schemas`) are the contract: they document the envelopes
+The marshmallow schemas (`app.codec.schemas`) are the contract: they document the envelopes
 in the OpenAPI document and phrase every validation error. Running them costs about 50 µs per
 inference request (one envelope and one list of tensors), a tenth of an iris request's time in
 the app (bench/, cProfile). The checks below accept only bodies that those schemas accept too:
 each test is as strict as the field it stands for, or stricter (exact JSON types, lists only),
-which `tests/test_envelopes.py` checks on generated bodies. Every other body, every invalid one
-included, goes through marshmallow, so its verdict and messages are unchanged. An accepted body
-is returned as parsed; marshmallow would also drop unknown keys, which no reader looks at.
+which `tests/app/codec/test_envelopes.py` checks on generated bodies. Every other body, every
+invalid one included, goes through marshmallow, so its verdict and messages are unchanged. An
+accepted body is returned as parsed; marshmallow would also drop unknown keys, which no reader
+looks at.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from blueprints import schemas
+from app.codec import schemas
 
 
 def infer_request(payload: Any) -> dict[str, Any]:
     """An OIP infer envelope (`schemas.INFER_REQUEST`); raises `InvalidInput` like it."""
     if _infer_request_ok(payload):
-        return payload
-    return schemas.load(schemas.INFER_REQUEST, payload)
+        return cast("dict[str, Any]", payload)
+    return cast("dict[str, Any]", schemas.load(schemas.INFER_REQUEST, payload))
 
 
 def input_tensors(items: Any) -> list[dict[str, Any]]:
     """The OIP input tensors of an envelope (`schemas.INPUT_TENSORS`)."""
     if type(items) is list and all(_tensor_ok(item) for item in items):
-        return items
-    return schemas.load(schemas.INPUT_TENSORS, items)
+        return cast("list[dict[str, Any]]", items)
+    return cast("list[dict[str, Any]]", schemas.load(schemas.INPUT_TENSORS, items))
 
 
 def v1_request(payload: Any) -> dict[str, Any]:
     """A KServe v1 predict envelope (`schemas.V1_REQUEST`)."""
     if type(payload) is dict and payload.get("instances", 0) is not None:
         if payload.get("inputs", 0) is not None:
-            return payload
-    return schemas.load(schemas.V1_REQUEST, payload)
+            return cast("dict[str, Any]", payload)
+    return cast("dict[str, Any]", schemas.load(schemas.V1_REQUEST, payload))
 
 
 def _optional(payload: dict[str, Any], key: str, kind: type) -> bool:
