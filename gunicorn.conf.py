@@ -23,7 +23,7 @@ bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port
 #   the p99 (13 ms vs 37 ms): extra threads only queue for the GIL. gevent served REST as fast
 #   (with the fairness yield below) but its gRPC sidecar at half gthread's rate (977 vs 1,781).
 # - A model with `max_batch_size` needs that many requests in flight in one worker to fill a
-#   batch, so a worker gets as many threads as the largest batch (`tests/test_batching.py`).
+#   batch, so a worker gets as many threads as the largest batch (`tests/app/test_batching.py`).
 workers = int(os.environ.get("MODELPORT_WORKERS", "0")) or len(os.sched_getaffinity(0))
 worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("MODELPORT_THREADS", "0")) or max(

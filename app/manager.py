@@ -81,9 +81,9 @@ class ModelManager:
             self._entries = {**self._entries, entry.name: ordered}
             self._retire(previous, entry)
 
-    def _retire(self, old: ModelEntry | None, new: ModelEntry | None = None) -> None:
+    def _retire(self, old: ModelEntry | None, new: ModelEntry) -> None:
         """The one place a model leaves service: tell `on_retire` about it."""
-        if old is None or old.model is None or (new is not None and new.model is old.model):
+        if old is None or old.model is None or new.model is old.model:
             return
         for callback in self.on_retire:
             callback(old.model)
@@ -131,7 +131,7 @@ class ModelManager:
         return versions
 
     def entry(self, name: str, version: str | None = None) -> ModelEntry:
-        """The entry serving `name` at `version` (None or "" = the latest configured version).
+        """The entry serving `name` at `version` (None or "" = the highest configured version).
 
         Raises `ModelNotFound` for an unknown name or version.
         """
@@ -192,33 +192,6 @@ class ModelManager:
         with self._lock:
             for entry in self._versions(name).values():
                 self._set(ModelEntry(entry.settings, ModelState.UNAVAILABLE, "unloaded"))
-
-    def mount(self, models: Iterable[ModelSettings]) -> None:
-        """Replace the configured model set (config reload): new ones load, removed ones go."""
-        with self._lock:
-            configured: dict[str, list[ModelSettings]] = {}
-            for model_settings in models:
-                configured.setdefault(model_settings.name, []).append(model_settings)
-            for name in set(self._entries) - set(configured):
-                removed = self._entries[name]
-                self._entries = {k: v for k, v in self._entries.items() if k != name}
-                for entry in removed.values():
-                    self._retire(entry)
-            for name, settings_list in configured.items():  # versions dropped from a kept name
-                kept = {model_settings.version for model_settings in settings_list}
-                versions = self._entries.get(name, {})
-                dropped = [entry for version, entry in versions.items() if version not in kept]
-                if dropped:
-                    remaining = {v: e for v, e in versions.items() if v in kept}
-                    self._entries = {**self._entries, name: remaining}
-                    for entry in dropped:
-                        self._retire(entry)
-            self._configured = configured
-            for settings_list in configured.values():
-                for model_settings in settings_list:
-                    current = self._entries.get(model_settings.name, {}).get(model_settings.version)
-                    if current is None or current.settings != model_settings:
-                        self._load_one(model_settings)
 
 
 def _raise_failed(name: str, entries: Iterable[ModelEntry]) -> None:

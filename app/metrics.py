@@ -130,8 +130,8 @@ def flush() -> None:
         child.inc(amount)
     for child, entry in histograms.items():
         # A histogram child's observe() adds to `_sum` and to one of `_buckets`; an aggregated
-        # flush adds the same amounts directly (prometheus-client pinned; test_metrics_buffer.py
-        # checks the exposition against observe()).
+        # flush adds the same amounts directly (prometheus-client pinned;
+        # tests/app/test_metrics_buffer.py checks the exposition against observe()).
         child._sum.inc(entry[0])
         for bucket, amount in zip(child._buckets, entry[1:], strict=True):
             if amount:

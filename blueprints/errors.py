@@ -6,6 +6,7 @@ Registered on the app, not a blueprint, because routing errors never reach bluep
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -16,7 +17,7 @@ from app.errors import ModelportError, Unauthenticated, UnsupportedMediaType
 log = logging.getLogger("modelport.http")
 
 
-def error_body(status: int, code: str, message: str, details: dict | None = None) -> bytes:
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> bytes:
     """The error body in the configured form (`oip` or `detailed`)."""
     settings = current_app.extensions["modelport"].settings
     if settings.server.errors == "detailed":
@@ -32,9 +33,7 @@ def handle_modelport_error(exc: ModelportError) -> Response:
     """The DESIGN §5 row of the exception, with its message; 5xx also go to the log."""
     if exc.http_status >= 500:
         log.error("%s %s -> %d: %s", request.method, request.path, exc.http_status, exc.message)
-    response = _response(
-        exc.http_status, error_body(exc.http_status, exc.code, exc.message, exc.details)
-    )
+    response = _response(exc.http_status, error_body(exc.code, exc.message, exc.details))
     if isinstance(exc, UnsupportedMediaType):
         response.headers["Accept-Encoding"] = "gzip, deflate"
     if isinstance(exc, Unauthenticated):
@@ -51,7 +50,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
         413: "request body is larger than limits.max_request_bytes",
     }.get(status, exc.description or exc.name)
     response = _response(
-        status, error_body(status, (exc.name or "error").lower().replace(" ", "_"), message)
+        status, error_body((exc.name or "error").lower().replace(" ", "_"), message)
     )
     for key, value in exc.get_headers():
         if key.lower() != "content-type":
@@ -62,7 +61,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
 def handle_unexpected(exc: Exception) -> Response:
     """Anything unplanned: a 500 without internals for the client, the traceback in the log."""
     log.exception("%s %s failed", request.method, request.path)
-    return _response(500, error_body(500, "internal", "internal server error"))
+    return _response(500, error_body("internal", "internal server error"))
 
 
 def init_app(app: Flask) -> None:

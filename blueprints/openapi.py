@@ -4,8 +4,8 @@ Paths, methods and path parameters come from the Flask url_map, and summaries fr
 docstrings, so a route cannot exist without being documented. What an endpoint reads and answers
 (body, success schema, error statuses) comes from `blueprints.operations.OPERATIONS`, whose
 marshmallow schemas apispec turns into JSON Schema. An endpoint missing from that catalogue is
-still listed, with a 200 of unknown shape and a `default` error, and `tests/test_openapi.py`
-fails until it is described.
+still listed, with a 200 of unknown shape and a `default` error, and
+`tests/blueprints/test_openapi.py` fails until it is described.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 from marshmallow import Schema
 
 from app.codec import schemas as requests
+from app.errors import error_rows
 from blueprints import schemas
 
 TAGS: dict[str, str] = {
@@ -30,18 +31,8 @@ TAGS: dict[str, str] = {
     "Docs": "This document and its viewer",
 }
 
-#: Each error status a view may answer, with what it means here (DESIGN §5).
-ERRORS: dict[int, str] = {
-    400: "Malformed body, wrong shape, datatype or size, or an unknown input",
-    401: "Missing or wrong credentials (only where server.auth is configured)",
-    403: "A data_url outside limits.data_roots (or data_url is switched off)",
-    404: "Model or version not found",
-    413: "Body (or its decompressed form) larger than limits.max_request_bytes",
-    415: "Unsupported content type or content encoding",
-    500: "The model raised while predicting (its message; the traceback is only logged)",
-    501: "Not implemented for this model",
-    503: "Model loading, unloaded, failed to load, or overloaded, or a worker lagged behind",
-}
+#: Each error status a view may answer, with what it means: read from the error hierarchy.
+ERRORS: dict[int, str] = error_rows()
 
 #: Path parameters shared by many routes, documented once as components.
 PARAMETERS: dict[str, dict[str, Any]] = {
@@ -53,7 +44,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "version": {
         "required": True,
-        "description": "Model version; paths without one use the latest ready version",
+        "description": "Model version; paths without one use the highest configured version",
         "schema": {"type": "string"},
         "example": "1",
     },

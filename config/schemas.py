@@ -31,13 +31,12 @@ class TensorSchema(_Strict):
 
 class ExplainSchema(_Strict):
     background = fields.String(metadata={"description": ".npy or CSV rows of background data"})
+    # Defaults: `config.settings.ExplainSettings`, the one place they are set.
     samples = fields.Integer(
-        load_default=256,
         validate=validate.Range(min=1),
         metadata={"description": "coalitions per explained row; 2^features or more is exact"},
     )
     time_limit_ms = fields.Float(
-        load_default=5000.0,
         validate=validate.Range(min=1),
         metadata={"description": "a model-agnostic explanation gives up (400) after this long"},
     )

@@ -183,7 +183,9 @@ def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> Mo
         return ModelSettings(
             name=name, version=version, error="; ".join(flatten_messages(exc.messages, where))
         )
-    explain = data.get("explain") or {}
+    # What the entry leaves out keeps ExplainSettings' defaults (set there only).
+    explain = dict(data.get("explain") or {})
+    background = _resolve(base, explain.pop("background", None))
     return ModelSettings(
         name=data["name"],
         version=data["version"],
@@ -197,11 +199,7 @@ def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> Mo
         max_batch_size=data["max_batch_size"],
         batch_delay_ms=data["batch_delay_ms"],
         parameters=dict(data["parameters"]),
-        explain=ExplainSettings(
-            background=_resolve(base, explain.get("background")),
-            samples=explain.get("samples", 256),
-            time_limit_ms=explain.get("time_limit_ms", 5000.0),
-        ),
+        explain=ExplainSettings(background=background, **explain),
     )
 
 

@@ -1,9 +1,10 @@
 """Generate the protobuf and gRPC modules (and .pyi stubs): `python -m protos.build`.
 
-`make protos` runs this, and `tests/test_protos.py` runs it into a temporary folder to prove the
-committed files are exactly what the sources give. protoc names modules after the proto files and
-imports them as top-level modules; this step renames Chassis's `model_pb2` to `omi_pb2` (its file
-keeps Chassis's name, which reflection reports) and turns the imports into package imports.
+`make protos` runs this, and `tests/protos/test_protos.py` runs it into a temporary folder to
+prove the committed files are exactly what the sources give. protoc names modules after the
+proto files and imports them as top-level modules; this step renames Chassis's `model_pb2` to
+`omi_pb2` (its file keeps Chassis's name, which reflection reports) and turns the imports into
+package imports.
 """
 
 from __future__ import annotations

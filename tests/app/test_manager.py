@@ -1,4 +1,4 @@
-"""The model manager: versions, states, failures by name, load/unload, remount."""
+"""The model manager: versions, states, failures by name, load/unload."""
 
 from __future__ import annotations
 
@@ -92,28 +92,6 @@ def test_unload_and_load() -> None:
         manager.unload("nope")
 
 
-def test_mount_adds_and_removes_models() -> None:
-    manager = manager_of(python_model("a", "examples.echo:EchoModel"))
-    manager.mount([python_model("b", "examples.echo:EchoModel")])
-    assert manager.names() == ["b"]
-    assert manager.get("b").name == "b"
-
-
-def test_mount_drops_a_version_no_longer_configured() -> None:
-    echo = "examples.echo:EchoModel"
-    manager = manager_of(python_model("a", echo, "1"), python_model("a", echo, "2"))
-    assert manager.get("a").version == "2"
-    retired: list[object] = []
-    manager.on_retire.append(retired.append)
-    second = manager.get("a", "2")
-    manager.mount([python_model("a", echo, "1")])
-    assert [entry.version for entry in manager.entries("a")] == ["1"]
-    assert manager.get("a").version == "1"
-    with pytest.raises(ModelNotFound):
-        manager.get("a", "2")
-    assert retired == [second]
-
-
 def test_every_model_that_leaves_service_is_retired_once() -> None:
     manager = manager_of(
         python_model("a", "examples.echo:EchoModel"), python_model("b", "examples.echo:EchoModel")
@@ -126,5 +104,5 @@ def test_every_model_that_leaves_service_is_retired_once() -> None:
     manager.unload("a")
     manager.unload("a")  # nothing is serving any more: nothing to retire
     b = manager.get("b")
-    manager.mount([python_model("c", "examples.echo:EchoModel")])  # b is no longer configured
+    manager.unload("b")
     assert retired == [first, second, b]

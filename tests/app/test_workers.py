@@ -2,7 +2,7 @@
 
 Each worker is a `SharedWorkers` with its own manager and counters; its pid is a live child of
 this test (so the channel counts it as a worker of master os.getpid()). The real thing, with
-gunicorn, is in tests/test_workers_e2e.py.
+gunicorn, is in tests/e2e/test_workers_e2e.py.
 """
 
 from __future__ import annotations
