@@ -19,7 +19,13 @@ from typing import Any
 
 from app.codec import binary, envelopes, schemas
 from app.codec.data_url import read_data_url
-from app.codec.rest import is_tensor_form, request_from_v2, tensor_from_records, tensor_from_rows
+from app.codec.rest import (
+    is_tensor_form,
+    request_from_v2,
+    tensor_from_records,
+    tensor_from_rows,
+    tensors_from_records,
+)
 from app.errors import InvalidInput
 from app.model import Model
 from app.types import InferRequest
@@ -66,12 +72,19 @@ def request_from_records(
 ) -> InferRequest:
     """The request of an `/infer_dict` body: `{feature: value}` rows in the model's order.
 
+    A model with several declared inputs (one per feature) takes rows keyed by its input names,
+    one column tensor per input; any other model, rows of its `features`, as one matrix.
     `model` is called once the envelope is valid (a bad body is a 400 whatever the model).
     Raises `InvalidInput` for a bad envelope, a model that declares no feature order, or a row
     that is not an object or lacks a feature; and what `model` raises.
     """
     envelope = schemas.load(schemas.INFER_DICT_REQUEST, payload)
-    features = model().features
+    found = model()
+    if len(found.inputs) > 1:
+        names = [spec.name for spec in found.inputs]
+        columns = tensors_from_records(envelope["inputs"], names)
+        return request_from_v2(name, version, envelope, columns, cast_inputs=True)
+    features = found.features
     if not features:
         raise InvalidInput(
             f"model '{name}' declares no feature order; add 'features:' to its config entry"

@@ -118,18 +118,32 @@ def tensor_from_records(records: Any, features: Sequence[str]) -> Tensor:
 
     Raises `InvalidInput` for a row that is not an object or lacks a feature.
     """
+    rows = _records(records, features)
+    return tensor_from_rows([[row[feature] for feature in features] for row in rows])
+
+
+def tensors_from_records(records: Any, names: Sequence[str]) -> list[Tensor]:
+    """`infer_dict` rows keyed by input names as one untyped column tensor per input.
+
+    For models whose inputs are declared one per feature. Raises `InvalidInput` for a row that
+    is not an object or lacks an input.
+    """
+    rows = _records(records, names)
+    return [tensor_from_rows([row[name] for row in rows], name) for name in names]
+
+
+def _records(records: Any, keys: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The `infer_dict` rows, each checked to be an object holding every key."""
     rows = [records] if isinstance(records, Mapping) else records
     if not isinstance(rows, list) or not rows:
         raise InvalidInput("infer_dict 'inputs' must be an object or a non-empty list of objects")
-    table: list[list[Any]] = []
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise InvalidInput(f"infer_dict row {index} is not an object")
-        missing = [feature for feature in features if feature not in row]
+        missing = [key for key in keys if key not in row]
         if missing:
             raise InvalidInput(f"infer_dict row {index} has no feature '{missing[0]}'")
-        table.append([row[feature] for feature in features])
-    return tensor_from_rows(table)
+    return rows
 
 
 def output_to_v2(output: Tensor) -> dict[str, Any]:
