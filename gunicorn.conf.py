@@ -4,8 +4,7 @@ import os
 import shutil
 import tempfile
 
-from gunicorn.glogging import Logger
-
+from app.gunicorn_logger import QuietAccessLogger
 from config.settings import load_settings
 
 _settings = load_settings()
@@ -42,16 +41,8 @@ keepalive = 75
 accesslog = None
 
 
-class _Logger(Logger):
-    """gunicorn writes an access line per request whenever any logconfig is given, accesslog
-    or not: that line cost 20 % of a worker's time at 500 req/s (py-spy, bench/). Only an
-    explicit `--access-logfile` turns it on here."""
-
-    def _compute_access_log_enabled(self) -> bool:
-        return bool(self.cfg.accesslog)
-
-
-logger_class = _Logger
+# gunicorn's own access line is off unless `--access-logfile` is given (app/gunicorn_logger.py).
+logger_class = QuietAccessLogger
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

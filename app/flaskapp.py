@@ -1,4 +1,9 @@
-"""The Flask class Modelport's factory builds: Flask, minus a check it repeats per request."""
+"""The Flask class Modelport's factory builds: Flask, minus a check it repeats per request.
+
+Measured: with plain `Flask`, W1 (iris [1,4] REST JSON, c=8) served 3.4 % fewer requests
+(1,264 vs 1,309 req/s, 12 interleaved rounds of 2 s, bench/). `ensure_sync` is public API but
+its calls are Flask 3.1.3's internals (`WRITTEN_FOR`); the pin test fails on any other version.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,15 @@ from typing import Any
 
 from flask import Flask
 
+#: The library version this override was written for (tests/app/test_library_pins.py).
+WRITTEN_FOR = ("flask", "3.1.3")
+
 
 class ModelportFlask(Flask):
     """Flask with `ensure_sync` answered once per function instead of once per call.
 
     Flask asks `inspect.iscoroutinefunction` about every hook and view on every request: three
-    to four times per inference, 3 % of an iris request in the app (bench/, cProfile). A
-    function's answer never changes, so it is remembered.
+    to four times per inference. A function's answer never changes, so it is remembered.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -1,5 +1,9 @@
 """Request envelopes, validated by marshmallow only when they are not plainly well-formed.
 
+Measured: validating every envelope with marshmallow, W1 (iris [1,4] REST JSON, c=8) served
+21 % fewer requests (1,033 vs 1,309 req/s, 12 interleaved rounds of 2 s, bench/). The checks
+mirror marshmallow 4.4.0's fields (`WRITTEN_FOR`); the pin test fails on any other version.
+
 The marshmallow schemas (`app.codec.schemas`) are the contract: they document the envelopes
 in the OpenAPI document and phrase every validation error. Running them costs about 50 µs per
 inference request (one envelope and one list of tensors), a tenth of an iris request's time in
@@ -16,6 +20,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 from app.codec import schemas
+
+#: The library version whose field rules the checks mirror (tests/app/test_library_pins.py).
+WRITTEN_FOR = ("marshmallow", "4.4.0")
 
 
 def infer_request(payload: Any) -> dict[str, Any]:
