@@ -13,7 +13,6 @@ from flask import Flask
 
 from app import logging as json_logging
 from app.core import build_core
-from app.flaskapp import ModelportFlask
 from app.jsonprovider import OrjsonProvider
 from blueprints import (
     config_ext,
@@ -42,7 +41,7 @@ def create_app(
     settings = overrides.pop("settings", None) or load_settings(config_path)
     json_logging.configure()
 
-    app = ModelportFlask(__name__)
+    app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.limits.max_request_bytes
     app.config.update(overrides)

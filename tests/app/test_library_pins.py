@@ -8,11 +8,11 @@ from types import ModuleType
 
 import pytest
 
-from app import flaskapp, gunicorn_logger, prometheus_histogram
+from app import gunicorn_logger, prometheus_histogram
 from app.codec import envelopes
 from app.runtimes import linear
 
-ADAPTERS = [prometheus_histogram, gunicorn_logger, linear, envelopes, flaskapp]
+ADAPTERS = [prometheus_histogram, gunicorn_logger, linear, envelopes]
 
 
 @pytest.mark.parametrize("module", ADAPTERS, ids=lambda module: module.__name__)
