@@ -155,8 +155,9 @@ def child_exit(server, worker):
     from app import control
 
     multiprocess.mark_process_dead(worker.pid)
-    # A killed worker could not leave the control channel itself.
-    control.forget(os.environ["MODELPORT_STATE_DIR"], worker.pid)
+    # The same for repository statistics: its last counters join the retired totals, and a
+    # killed worker's files, which it could not remove itself, go.
+    control.retire(os.environ["MODELPORT_STATE_DIR"], server.pid, worker.pid)
 
 
 def on_exit(server):
