@@ -143,3 +143,34 @@ def test_sighup_remounts_the_config_without_dropping_requests(tmp_path: Path) ->
         server.stop()
     assert sent > 50
     assert failures == []
+
+
+@pytest.mark.parametrize("worker_class", ["gthread", "gevent"])
+def test_an_idle_keep_alive_connection_does_not_hold_sigterm(
+    tmp_path: Path, worker_class: str
+) -> None:
+    """A client's kept-alive connection (a requests.Session) is closed soon after SIGTERM; a
+    request sent on it meanwhile is still answered, with `Connection: close`."""
+    server = GunicornServer(
+        config(tmp_path, "echo"),
+        worker_class=worker_class,
+        env={"MODELPORT_GRACEFUL_TIMEOUT": "30"},
+    ).start()
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
+    url = f"{server.url}/v2/models/echo/infer"
+    try:
+        with requests.Session() as idle, requests.Session() as busy:
+            for session in (idle, busy):  # two kept-alive connections
+                assert session.post(url, json=body, timeout=10).headers.get("Connection") != "close"
+            stopping = time.monotonic()
+            server.signal(signal.SIGTERM)
+            time.sleep(0.5)  # the worker is stopping; both connections are still open
+            answer = busy.post(url, json=body, timeout=10)
+            assert answer.status_code == 200 and answer.headers["Connection"] == "close"
+            assert server.process is not None
+            server.process.wait(timeout=60)
+            # Well within graceful_timeout (30 s), which gunicorn's gevent worker waited out
+            # for the idle connection.
+            assert time.monotonic() - stopping < 10
+    finally:
+        server.stop()
