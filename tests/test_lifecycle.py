@@ -174,3 +174,44 @@ def test_an_idle_keep_alive_connection_does_not_hold_sigterm(
             assert time.monotonic() - stopping < 10
     finally:
         server.stop()
+
+
+def test_grpc_calls_get_what_is_left_of_the_grace_period(tmp_path: Path) -> None:
+    """The HTTP drain and the gRPC drain share one graceful_timeout, counted from SIGTERM.
+
+    A HUP stops the old worker with SIGTERM; a REST request keeps its HTTP drain busy for
+    about 2.3 s; a gRPC call that needs longer than the whole period is then cut when what is
+    left runs out (10 s after SIGTERM at the latest), not a whole period after the HTTP drain.
+    """
+    graceful = 10.0
+    server = GunicornServer(
+        config(tmp_path, "slow"), grpc=True, env={"MODELPORT_GRACEFUL_TIMEOUT": f"{graceful:g}"}
+    ).start()
+    deadline = time.monotonic() + 60
+    while SIDECAR_LINE not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    endless = pb.ModelInferRequest(model_name="slow")
+    endless.inputs.add(name="x", datatype="FP32", shape=[1]).contents.fp32_contents.append(1.0)
+    endless.parameters["delay_ms"].int64_param = 15_000
+    try:
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            slow_rest = {**SLOW, "parameters": {"delay_ms": 3000}}
+            rest = pool.submit(
+                requests.post, f"{server.url}/v2/models/slow/infer", json=slow_rest, timeout=30
+            )
+            call = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer.future(endless, timeout=30)
+            time.sleep(0.7)  # both are inside the model now
+            sigterm = time.monotonic()
+            server.signal(signal.SIGHUP)
+            assert rest.result().status_code == 200
+            error = call.exception(timeout=30)
+            assert error is not None  # cut, not finished
+            cut = time.monotonic() - sigterm
+        # 1 s of the period is kept for the rest of worker_exit; before, gRPC got all 10 s
+        # again after the HTTP drain and was cut at about 12.3 s.
+        assert graceful / 2 < cut < graceful, (cut, error)
+    finally:
+        server.stop()
