@@ -198,7 +198,8 @@ class SharedWorkers(Workers):
         """Apply every change of the desired state newer than this worker's, then acknowledge.
 
         At start the models were just mounted from the config, so a "load" is checked, not
-        repeated; an "unload" is applied.
+        repeated, and a model meant to be unloaded is unloaded, whatever its last change (an
+        ABORT, or a PREPARE still under way: that one is prepared too, as the others do).
         """
         with self._lock:
             desired = self.channel.desired()
