@@ -26,6 +26,10 @@ bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port
 #   batch, so a worker gets as many threads as the largest batch (`tests/test_batching.py`).
 workers = int(os.environ.get("MODELPORT_WORKERS", "0")) or len(os.sched_getaffinity(0))
 worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "gthread")
+if worker_class == "gevent":
+    # gunicorn's, closing idle keep-alive connections when it stops (app/gevent_worker.py):
+    # gunicorn's own waits out graceful_timeout for any client that keeps one open.
+    worker_class = "app.gevent_worker.GeventWorker"
 threads = int(os.environ.get("MODELPORT_THREADS", "0")) or max(
     [2, *(model.max_batch_size for model in _settings.models)]
 )
@@ -128,7 +132,8 @@ def post_request(worker, req, environ, resp):
 
 
 def _gevent_worker(worker) -> bool:
-    return type(worker).__module__ == "gunicorn.workers.ggevent"
+    # Ours (MODELPORT_WORKER_CLASS=gevent) or gunicorn's own (`-k gevent`).
+    return type(worker).__module__ in ("app.gevent_worker", "gunicorn.workers.ggevent")
 
 
 def worker_int(worker):
@@ -155,8 +160,9 @@ def child_exit(server, worker):
     from app import control
 
     multiprocess.mark_process_dead(worker.pid)
-    # A killed worker could not leave the control channel itself.
-    control.forget(os.environ["MODELPORT_STATE_DIR"], worker.pid)
+    # The same for repository statistics: its last counters join the retired totals, and a
+    # killed worker's files, which it could not remove itself, go.
+    control.retire(os.environ["MODELPORT_STATE_DIR"], server.pid, worker.pid)
 
 
 def on_exit(server):
