@@ -20,9 +20,9 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.pipeline import make_pipeline
 
 from app.errors import NotImplementedByModel
-from app.explain import require_explainer
+from app.explain import require_explainer, treeshap
 from app.explain.sklearn_trees import sklearn_tree_explainer
-from app.explain.treeshap import Tree, tree_shap
+from app.explain.treeshap import Tree, leaf_paths, shap_values
 from app.manager import instantiate
 from config.settings import ModelSettings
 
@@ -86,7 +86,7 @@ def _random_tree(seed: int) -> tuple[Tree, np.ndarray]:
 def test_tree_shap_is_the_brute_force_shapley_value(seed: int) -> None:
     model, rows = _random_tree(seed)
     assert len(set(model.feature[model.left >= 0])) < (model.left >= 0).sum()  # repeats
-    phi = tree_shap(model, rows)
+    phi = shap_values(leaf_paths([model]), rows)
     for row, got in zip(rows, phi, strict=True):
         np.testing.assert_allclose(got, _brute_force(model, row), rtol=0, atol=1e-10)
 
@@ -98,8 +98,20 @@ def test_tree_shap_of_a_multiclass_histogram_tree_is_the_brute_force() -> None:
     assert explainer is not None
     rows = IRIS_X[::37].astype(np.float64)
     for model in explainer.trees[:3]:  # the three classes' trees of the first iteration
-        for row, got in zip(rows, tree_shap(model, rows), strict=True):
+        for row, got in zip(rows, shap_values(leaf_paths([model]), rows), strict=True):
             np.testing.assert_allclose(got, _brute_force(model, row), rtol=0, atol=1e-12)
+
+
+def test_slices_of_leaves_and_rows_give_the_same_attributions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    forest = ensemble.RandomForestClassifier(5, random_state=0).fit(IRIS_X, IRIS_Y)
+    explainer = sklearn_tree_explainer(forest)
+    assert explainer is not None
+    rows = IRIS_X[::5].astype(np.float64)
+    whole = shap_values(explainer.paths, rows)
+    monkeypatch.setattr(treeshap, "MAX_ELEMENTS", 64)  # a few leaves and rows per slice
+    np.testing.assert_allclose(shap_values(explainer.paths, rows), whole, rtol=0, atol=1e-12)
 
 
 def test_a_single_leaf_tree_attributes_nothing() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from app.explain.base import ATTRIBUTIONS, BASE_VALUES, Explainer, attribution_specs, feature_rows
-from app.explain.treeshap import Tree, tree_shap
+from app.explain.treeshap import Tree, leaf_paths, shap_values
 from app.model import Model
 from app.types import TensorSpec
 
@@ -50,7 +50,8 @@ class SKLearnTreeExplainer(Explainer):
         float32_splits: bool,
     ) -> None:
         self.trees = list(trees)
-        self.base = base + sum(tree.expected_value() for tree in self.trees)  # [targets]
+        self.paths = leaf_paths(self.trees)  # every leaf's path, read once per model
+        self.base = base + self.paths.expected_value()  # [targets]
         self.features = features
         self.explained_output = explained_output
         # scikit-learn's own trees compare float32 features against float64 thresholds.
@@ -74,9 +75,7 @@ class SKLearnTreeExplainer(Explainer):
             )
         if self.float32_splits:
             rows = rows.astype(np.float32).astype(np.float64)
-        phi = np.zeros((len(rows), self.features, len(self.base)))
-        for tree in self.trees:
-            phi += tree_shap(tree, rows)
+        phi = shap_values(self.paths, rows)
         return {
             ATTRIBUTIONS: np.ascontiguousarray(phi.transpose(0, 2, 1)),
             BASE_VALUES: np.ascontiguousarray(
