@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from app.errors import InvalidInput
 from app.explain.base import ATTRIBUTIONS, BASE_VALUES, Explainer, attribution_specs, feature_rows
 from app.explain.treeshap import Tree, leaf_paths, shap_values
 from app.model import Model
@@ -49,7 +50,7 @@ class SKLearnTreeExplainer(Explainer):
         explained_output: str,
         float32_splits: bool,
     ) -> None:
-        self.trees = list(trees)
+        self.trees = list(trees)  # as read from the estimator (tests check them by brute force)
         self.paths = leaf_paths(self.trees)  # every leaf's path, read once per model
         self.base = base + self.paths.expected_value()  # [targets]
         self.features = features
@@ -65,11 +66,12 @@ class SKLearnTreeExplainer(Explainer):
         self, model: Model, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
     ) -> Mapping[str, np.ndarray]:
         """Attributions `[batch, targets, features]` summed over the trees; the base value of
-        every row is the ensemble's expected raw output."""
+        every row is the ensemble's expected raw output.
+
+        Raises `InvalidInput` for rows whose width is not the model's feature count.
+        """
         rows = feature_rows(inputs)
         if rows.shape[1] != self.features:
-            from app.errors import InvalidInput
-
             raise InvalidInput(
                 f"explain: rows have {rows.shape[1]} features; the model takes {self.features}"
             )
@@ -85,7 +87,8 @@ class SKLearnTreeExplainer(Explainer):
 
 
 def sklearn_tree_explainer(estimator: Any) -> SKLearnTreeExplainer | None:
-    """A TreeSHAP explainer for a fitted scikit-learn tree model, or None if it is not one."""
+    """A TreeSHAP explainer for a fitted scikit-learn tree model; None for any other estimator,
+    and for a tree model this module cannot read exactly (see the module docstring)."""
     try:
         from sklearn import ensemble, tree
     except ImportError:
