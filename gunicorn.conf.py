@@ -1,14 +1,60 @@
 """gunicorn settings for `gunicorn wsgi:app`; environment variables override each default."""
 
+import logging
 import os
 import shutil
+import sys
 import tempfile
 
+from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from config.settings import load_settings
+from app import logging as json_logging
+from config.settings import REPORTED_ENV, ConfigError, Settings, load_settings
 
-_settings = load_settings()
+
+def _checking_config() -> bool:
+    """Whether this gunicorn runs `--check-config` (from its arguments or GUNICORN_CMD_ARGS)."""
+    config = Config()
+    parser = config.parser()
+    for argv in (sys.argv[1:], config.get_cmd_args_from_env()):
+        try:
+            args, _ = parser.parse_known_args(argv)
+        except SystemExit:  # not gunicorn's command line (runpy from bench/, say)
+            continue
+        if args.check_config:
+            return True
+    return False
+
+
+def _read_settings() -> Settings:
+    """The config file's settings, with each problem logged as one JSON line on stderr.
+
+    An unusable file ends gunicorn here with that one line: raised, the error would become
+    gunicorn's "Failed to read config file" and a traceback. Unknown keys are warnings, and the
+    server serves (DESIGN §2); `gunicorn --check-config` fails on them and on broken model
+    entries instead, so CI can be strict. The master logs them once for every worker.
+    """
+    json_logging.configure()
+    log = logging.getLogger("modelport.config")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
+    if _checking_config():
+        problems = [*settings.warnings, *(model.error for model in settings.models if model.error)]
+        for problem in problems:
+            log.error("%s", problem)
+        if problems:
+            raise SystemExit(1)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    os.environ[REPORTED_ENV] = str(settings.source)
+    return settings
+
+
+_settings = _read_settings()
 _server = _settings.server
 
 # Bind where the config file says (server.http), unless MODELPORT_BIND says otherwise.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -41,16 +42,21 @@ def create_app(
     instead of reading a file). The factory opens no sockets and starts no threads; the gRPC
     sidecar is started per worker by gunicorn's hooks.
     """
+    from logging import getLogger
+
     from app import logging as json_logging
     from app.dataplane import DataPlane
     from app.jsonprovider import OrjsonProvider
     from app.manager import ModelManager
     from blueprints import config_ext, docs, errors, explain, hooks, metrics, repository, v1, v2
-    from config.settings import load_settings
+    from config.settings import REPORTED_ENV, load_settings
 
     overrides = dict(overrides or {})
     settings = overrides.pop("settings", None) or load_settings(config_path)
     json_logging.configure()
+    if os.environ.get(REPORTED_ENV) != str(settings.source):  # gunicorn's master logged them
+        for warning in settings.warnings:
+            getLogger("modelport.config").warning("%s", warning)
 
     app = ModelportFlask(__name__)
     app.json = OrjsonProvider(app)
