@@ -85,22 +85,21 @@ def debian_base(engine: Engine) -> str:
         for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
             shutil.rmtree(Path(rootfs) / cache, ignore_errors=True)
             (Path(rootfs) / cache).mkdir(parents=True)
-        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        run(
-            [
-                engine.docker,
-                "import",
-                "--change",
-                "ENV LANG=C.UTF-8",
-                "--change",
-                'CMD ["/bin/bash"]',
-                "-",
-                DEBIAN_BASE,
-            ],
-            stdin=tar.stdout,
-            env=engine.env,
-        )
-        tar.wait()
+        with subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE) as tar:
+            run(
+                [
+                    engine.docker,
+                    "import",
+                    "--change",
+                    "ENV LANG=C.UTF-8",
+                    "--change",
+                    'CMD ["/bin/bash"]',
+                    "-",
+                    DEBIAN_BASE,
+                ],
+                stdin=tar.stdout,
+                env=engine.env,
+            )
     return DEBIAN_BASE
 
 

@@ -102,6 +102,12 @@ def docker_run_options(
     return options
 
 
+def _readable(folder: Path) -> Path:
+    """pytest's folders are the owner's only; the container's user 10001 must read them."""
+    folder.chmod(0o755)
+    return folder
+
+
 @dataclass
 class Pod:
     """One InferenceService's container, running, with its HTTP and gRPC ports published."""
@@ -116,7 +122,7 @@ class Pod:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, trained_models: Path) -> Path:
     """What KServe downloads from storageUri: the folder with model.joblib (the example iris)."""
-    folder = tmp_path_factory.mktemp("storage-uri")
+    folder = _readable(tmp_path_factory.mktemp("storage-uri"))
     shutil.copy(trained_models / "iris.joblib", folder / "model.joblib")
     return folder
 
@@ -132,7 +138,7 @@ def pods(
             name = service["metadata"]["name"]
             container = pod_container(service)
             http, grpc = free_port(), free_port()
-            config_dir = tmp_path_factory.mktemp(name)
+            config_dir = _readable(tmp_path_factory.mktemp(name))
             options = docker_run_options(_runtime(service), container, config_dir, model_dir)
             ident = engine(
                 "run", "-d", "-p", f"127.0.0.1:{http}:8080", "-p", f"127.0.0.1:{grpc}:8081",
@@ -156,8 +162,11 @@ def _wait_ready(engine: Engine, pod: Pod, timeout: float = 120) -> None:
                 return
         except requests.RequestException:
             pass
+        if engine("inspect", "-f", "{{.State.Running}}", pod.container).strip() != "true":
+            break
         time.sleep(0.5)
-    pytest.fail(f"{pod.name} never became ready:\n{engine('logs', pod.container)}")
+    logs = engine.result("logs", pod.container)
+    pytest.fail(f"{pod.name} never became ready:\n{logs.stdout}{logs.stderr}")
 
 
 def test_the_rest_inferenceservice_serves_its_model_over_v1_and_v2(

@@ -110,13 +110,15 @@ def _v1(stack: Stack) -> requests.Response:
     )
 
 
+_V2_BODY = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [2, 4], "data": IRIS_ROWS}]}
+
+
 def _v2(stack: Stack) -> requests.Response:
-    body = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [2, 4], "data": IRIS_ROWS}]}
-    return requests.post(f"{stack.rest}/v2/models/iris/infer", json=body, timeout=30)
+    return requests.post(f"{stack.rest}/v2/models/iris/infer", json=_V2_BODY, timeout=30)
 
 
-def _grpc(stack: Stack, calls: int) -> dict[str, Any]:
-    return run_client("triton_infer.py", stack.grpc, "iris", calls)
+def _grpc(stack: Stack, calls: int, *flags: str) -> dict[str, Any]:
+    return run_client("triton_infer.py", stack.grpc, "iris", calls, *flags)
 
 
 def test_every_replica_is_up_and_healthy(stack: Stack, engine: Engine) -> None:
@@ -138,7 +140,7 @@ def test_rest_v1_and_v2_answer_through_the_balancer(
     (output,) = [o for o in v2.json()["outputs"] if o["name"] == "predictions"]
     assert output["data"] == iris_predictions
     assert v2.headers["X-Request-ID"]  # nginx's id, which the replica logs and answers
-    unknown = requests.post(f"{stack.rest}/v2/models/nope/infer", json={"inputs": []}, timeout=30)
+    unknown = requests.post(f"{stack.rest}/v2/models/nope/infer", json=_V2_BODY, timeout=30)
     assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
 
 
@@ -153,7 +155,9 @@ def test_requests_spread_over_every_replica(stack: Stack, iris_predictions: list
     before = stack.served_by_replica()
     for _ in range(CALLS):
         assert _v2(stack).status_code == 200
-    found = _grpc(stack, CALLS)  # one channel: nginx spreads its calls, not its connection
+    # One channel: nginx spreads its calls, not its connection. Only ModelInfer calls, so that
+    # the replicas' iris counts add up to them.
+    found = _grpc(stack, CALLS, "--infer-only")
     assert found["failures"] == [] and len(found["predictions"]) == CALLS
     after = stack.served_by_replica()
     for protocol in ("v2", "grpc"):
@@ -186,7 +190,7 @@ def test_killing_a_replica_leaves_the_others_answering(
         answer = _v1(stack)
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"predictions": iris_predictions}
-    found = _grpc(stack, CALLS)
+    found = _grpc(stack, CALLS, "--infer-only")
     assert found["failures"] == []
     assert found["predictions"] == [iris_predictions] * CALLS
     assert sorted(stack.replicas()) == sorted(survivors)
@@ -194,6 +198,28 @@ def test_killing_a_replica_leaves_the_others_answering(
     for protocol in ("v1", "grpc"):
         served = sum(after[r].get(protocol, 0) - before[r].get(protocol, 0) for r in survivors)
         assert served == CALLS, protocol
+
+
+def test_replicas_added_are_used_without_a_reload(stack: Stack, engine: Engine) -> None:
+    # Back to full strength and one more: compose starts the killed replica and adds another.
+    stack.compose("up", "-d", "--no-build", "--scale", f"modelport={REPLICAS + 1}")
+    replicas = stack.replicas()
+    assert len(replicas) == REPLICAS + 1
+    deadline = time.monotonic() + 120
+    while not all(
+        engine("inspect", "-f", "{{.State.Health.Status}}", r).strip() == "healthy"
+        for r in replicas
+    ):
+        assert time.monotonic() < deadline, "the new replicas never became healthy"
+        time.sleep(1)
+    time.sleep(6)  # nginx's cached DNS answer (valid=5s) has expired now
+    before = stack.served_by_replica()
+    calls = 40  # a replica left out by chance: 4 * (3/4)^40, under 1e-4
+    for _ in range(calls):
+        assert _v2(stack).status_code == 200
+    after = stack.served_by_replica()
+    served = {r: after[r].get("v2", 0) - before[r].get("v2", 0) for r in replicas}
+    assert sum(served.values()) == calls and all(n > 0 for n in served.values()), served
 
 
 def test_down_leaves_nothing_running(stack: Stack, engine: Engine) -> None:
