@@ -61,7 +61,7 @@ clean:
 # models`, `gunicorn wsgi:app`); deploy-check proves deploy/ without a Docker engine, and
 # deploy-test runs it on one (tests/deploy/; as root it installs Debian's docker.io,
 # docker-compose and debootstrap when missing, and starts and stops its own dockerd).
-# Never part of `make test`: a cold run takes about 7 minutes, a warm one about 2.
+# Never part of `make test`: about 4 minutes on a machine with nothing installed, 1 after that.
 IMAGE ?= modelport:latest
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo docker compose || echo docker-compose)
 

@@ -162,10 +162,7 @@ def test_pip_trusts_the_ca_bundle_the_build_secret_may_replace() -> None:
     pip_steps = [arguments for arguments in _arguments("RUN") if " pip install " in arguments]
     assert len(pip_steps) == 2
     for arguments in pip_steps:
-        mounts = dict(
-            re.match(r"type=(\w+),(.*)", flag).groups()  # type: ignore[union-attr]  # every --mount has a type
-            for flag in re.findall(r"--mount=(\S+)", arguments)
-        )
+        mounts = dict(re.findall(r"--mount=type=(\w+),(\S+)", arguments))
         assert mounts["cache"] == "target=/root/.cache/pip"
         secret = dict(item.split("=") for item in mounts["secret"].split(","))
         assert secret["id"] == "ca-certificates" and "required" not in secret  # optional
@@ -374,3 +371,27 @@ def test_kserve_services_use_the_runtime_over_rest_and_grpc() -> None:
         assert model["storageUri"]
         protocols[model["protocolVersion"]] = {p["containerPort"] for p in model.get("ports", [])}
     assert protocols == {"v2": set(), "grpc-v2": {8081}}
+
+
+# -- make deploy-test's engine (tests/deploy/engine.py), where CI decides to run it --------------
+
+
+def test_ci_skips_deploy_test_with_the_reason_when_no_docker_can_be_had() -> None:
+    # No dockerd and no apt-get to install it on this PATH: `available` says so, with status 3,
+    # which .ci/run turns into its skip line; any other failure fails CI.
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.deploy.engine", "available"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.strip() == (
+        "no Docker daemon can be started here: docker.io missing, and no root apt-get to install it"
+    )
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("make test") < ci.index("tests.deploy.engine available")
+    assert '"$status" -eq 3' in ci and "deploy-test SKIPPED: $reason" in ci

@@ -8,12 +8,18 @@ import joblib
 import numpy as np
 import pytest
 
+from tests.deploy import IRIS_ROWS, PREFIX
 from tests.deploy.engine import Engine, Unavailable
 from tests.deploy.images import Images, prepare
 from tests.server import ROOT
 
-#: The rows every deploy test sends, and what the example iris model answers for them.
-IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+
+def _remove_leftovers(engine: Engine) -> None:
+    """What an interrupted run left: dockerd would restart its `unless-stopped` replicas."""
+    for container in engine("ps", "-aq", "--filter", f"name={PREFIX}").split():
+        engine("rm", "-f", container)
+    for network in engine("network", "ls", "-q", "--filter", f"name={PREFIX}").split():
+        engine("network", "rm", network)
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +30,7 @@ def engine() -> Iterator[Engine]:
         started.start()
     except Unavailable as exc:
         pytest.fail(f"make deploy-test needs a Docker daemon: {exc}")
+    _remove_leftovers(started)
     yield started
     started.stop()
 

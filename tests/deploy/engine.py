@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 #: Debian packages, by the command each provides.
 PACKAGES = {
@@ -32,7 +33,7 @@ class Unavailable(Exception):
     """No Docker daemon can be had on this machine; the message says why."""
 
 
-def run(command: Sequence[str], timeout: float = 600, **options: object) -> str:
+def run(command: Sequence[str], timeout: float = 600, **options: Any) -> str:
     """Run a command; its stdout, or AssertionError with everything it printed."""
     result = subprocess.run(
         list(command), capture_output=True, text=True, timeout=timeout, check=False, **options
@@ -142,7 +143,7 @@ class Engine:
                 self.process.wait()
         self.process = None
 
-    def __call__(self, *args: str, timeout: float = 600, **options: object) -> str:
+    def __call__(self, *args: str, timeout: float = 600, **options: Any) -> str:
         """`docker ARGS...` against this daemon; its stdout (AssertionError on failure)."""
         return run([self.docker, *args], timeout=timeout, env=self.env, **options)
 

@@ -8,6 +8,7 @@ manifests, so a change to them is what runs here; no cluster is involved.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from tests.deploy.conftest import IRIS_ROWS
+from tests.deploy import IRIS_ROWS, PREFIX, V2_BODY
 from tests.deploy.engine import Engine
 from tests.deploy.images import Images
 from tests.grpc_support import run_client
@@ -51,8 +52,9 @@ def _runtime(service: dict[str, Any]) -> dict[str, Any]:
 
 def pod_container(service: dict[str, Any]) -> dict[str, Any]:
     """The kserve-container KServe runs for `service`: its runtime's container with the model's
-    env (by name) and args (after the runtime's) merged in, `{{.Name}}` filled in. Only what
-    starts the server is merged: probes and ports are Kubernetes', not the container's."""
+    env (by name) and args (after the runtime's) merged in, `{{.Name}}` filled in. Only those
+    start the server; probes and ports concern the kubelet (`pods` waits on the runtime's
+    readiness path itself)."""
     (container,) = _runtime(service)["spec"]["containers"]
     model = service["spec"]["predictor"]["model"]
     env = {item["name"]: item["value"] for item in container.get("env", [])}
@@ -141,7 +143,8 @@ def pods(
             config_dir = _readable(tmp_path_factory.mktemp(name))
             options = docker_run_options(_runtime(service), container, config_dir, model_dir)
             ident = engine(
-                "run", "-d", "-p", f"127.0.0.1:{http}:8080", "-p", f"127.0.0.1:{grpc}:8081",
+                "run", "-d", "--name", f"{PREFIX}{os.getpid()}-{name}",
+                "-p", f"127.0.0.1:{http}:8080", "-p", f"127.0.0.1:{grpc}:8081",
                 *options, images.modelport, *container["args"],
             ).strip()  # fmt: skip
             path = container["readinessProbe"]["httpGet"]["path"]
@@ -176,8 +179,7 @@ def test_the_rest_inferenceservice_serves_its_model_over_v1_and_v2(
     v1 = requests.post(f"{pod.http}/v1/models/iris:predict", json={"instances": IRIS_ROWS})
     assert v1.status_code == 200, v1.text
     assert v1.json() == {"predictions": iris_predictions}
-    body = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [2, 4], "data": IRIS_ROWS}]}
-    v2 = requests.post(f"{pod.http}/v2/models/iris/infer", json=body)
+    v2 = requests.post(f"{pod.http}/v2/models/iris/infer", json=V2_BODY)
     assert v2.status_code == 200, v2.text
     (output,) = [o for o in v2.json()["outputs"] if o["name"] == "predictions"]
     assert output["data"] == iris_predictions
@@ -194,7 +196,7 @@ def test_the_grpc_inferenceservice_serves_its_model_to_tritonclient(
     assert found["predictions"] == [iris_predictions] * 2
 
 
-def _refused(engine: Engine, images: Images, *arguments: str) -> str:
+def _refused(engine: Engine, *arguments: str) -> str:
     """Start the image with KServe's arguments that it must refuse; what it said."""
     result = engine.result("run", "--rm", *arguments)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -202,14 +204,12 @@ def _refused(engine: Engine, images: Images, *arguments: str) -> str:
 
 
 def test_a_storage_uri_it_cannot_read_stops_the_container_with_why(
-    engine: Engine, images: Images, model_dir: Path
+    engine: Engine, images: Images
 ) -> None:
-    said = _refused(
-        engine, images, images.modelport, "--model_name=iris", "--model_dir=s3://bucket/iris"
-    )
+    said = _refused(engine, images.modelport, "--model_name=iris", "--model_dir=s3://bucket/iris")
     assert "'s3://bucket/iris' is a storage URI" in said and MODEL_MOUNT in said
     said = _refused(
-        engine, images, "-e", "STORAGE_URI=gs://bucket/iris", images.modelport, "--model_name=iris"
+        engine, "-e", "STORAGE_URI=gs://bucket/iris", images.modelport, "--model_name=iris"
     )
     assert "'gs://bucket/iris' is a storage URI" in said
 
@@ -220,7 +220,6 @@ def test_kserve_args_that_the_config_ignores_stop_the_container(
     # The image's own config serves the examples, not ${MODEL_NAME} from ${MODEL_DIR}.
     said = _refused(
         engine,
-        images,
         "-v",
         f"{model_dir}:{MODEL_MOUNT}:ro",
         images.modelport,

@@ -17,7 +17,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy.conftest import IRIS_ROWS
+from tests.deploy import IRIS_ROWS, PREFIX, V2_BODY
 from tests.deploy.engine import Engine, run
 from tests.deploy.images import Images
 from tests.grpc_support import run_client
@@ -35,11 +35,11 @@ _METRICS = (
 
 
 class Stack:
-    """One compose project of deploy/docker-compose.yml on free loopback ports."""
+    """One compose project of deploy/docker-compose.yml, its ports published on free ones."""
 
     def __init__(self, engine: Engine, images: Images) -> None:
         self.engine = engine
-        self.project = f"modelport-test-{os.getpid()}"
+        self.project = f"{PREFIX}{os.getpid()}"
         self.ports = {name: free_port() for name in ("REST", "GRPC", "OMI", "PROMETHEUS")}
         self.env = {
             **engine.env,
@@ -79,8 +79,19 @@ class Stack:
                     counts[protocol] = counts.get(protocol, 0) + sample.value
         return counts
 
-    def served_by_replica(self) -> dict[str, dict[str, float]]:
-        return {replica: self.requests_served(replica) for replica in self.replicas()}
+    def served_by_replica(self, replicas: list[str] | None = None) -> dict[str, dict[str, float]]:
+        """Every replica's counts once they hold still: a worker adds its last requests to the
+        shared numbers up to a quarter second late (README, Metrics), so a read right after a
+        call may miss it, and the next read count it."""
+        replicas = self.replicas() if replicas is None else replicas
+        counts = {replica: self.requests_served(replica) for replica in replicas}
+        for _ in range(20):
+            time.sleep(0.5)
+            again = {replica: self.requests_served(replica) for replica in replicas}
+            if again == counts:
+                return counts
+            counts = again
+        raise AssertionError(f"the replicas' counts never held still: {counts}")
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +121,8 @@ def _v1(stack: Stack) -> requests.Response:
     )
 
 
-_V2_BODY = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [2, 4], "data": IRIS_ROWS}]}
-
-
 def _v2(stack: Stack) -> requests.Response:
-    return requests.post(f"{stack.rest}/v2/models/iris/infer", json=_V2_BODY, timeout=30)
+    return requests.post(f"{stack.rest}/v2/models/iris/infer", json=V2_BODY, timeout=30)
 
 
 def _grpc(stack: Stack, calls: int, *flags: str) -> dict[str, Any]:
@@ -140,7 +148,7 @@ def test_rest_v1_and_v2_answer_through_the_balancer(
     (output,) = [o for o in v2.json()["outputs"] if o["name"] == "predictions"]
     assert output["data"] == iris_predictions
     assert v2.headers["X-Request-ID"]  # nginx's id, which the replica logs and answers
-    unknown = requests.post(f"{stack.rest}/v2/models/nope/infer", json=_V2_BODY, timeout=30)
+    unknown = requests.post(f"{stack.rest}/v2/models/nope/infer", json=V2_BODY, timeout=30)
     assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
 
 
@@ -183,7 +191,7 @@ def test_killing_a_replica_leaves_the_others_answering(
     stack: Stack, engine: Engine, iris_predictions: list[int]
 ) -> None:
     victim, *survivors = stack.replicas()
-    before = {replica: stack.requests_served(replica) for replica in survivors}
+    before = stack.served_by_replica(survivors)
     engine("kill", victim)
     # At once, while nginx may still have the dead address from its DNS cache.
     for _ in range(CALLS):
@@ -194,7 +202,7 @@ def test_killing_a_replica_leaves_the_others_answering(
     assert found["failures"] == []
     assert found["predictions"] == [iris_predictions] * CALLS
     assert sorted(stack.replicas()) == sorted(survivors)
-    after = {replica: stack.requests_served(replica) for replica in survivors}
+    after = stack.served_by_replica(survivors)
     for protocol in ("v1", "grpc"):
         served = sum(after[r].get(protocol, 0) - before[r].get(protocol, 0) for r in survivors)
         assert served == CALLS, protocol
