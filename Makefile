@@ -63,12 +63,13 @@ clean:
 # docker-compose and debootstrap when missing, and starts and stops its own dockerd).
 # Never part of `make test`: about 4 minutes on a machine with nothing installed, 1 after that.
 IMAGE ?= modelport:latest
-COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo docker compose || echo docker-compose)
+DOCKER ?= docker
+COMPOSE ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo $(DOCKER) compose || echo docker-compose)
 
 .PHONY: image compose deploy-check deploy-test
 
 image:
-	DOCKER_BUILDKIT=1 docker build -f deploy/Dockerfile -t $(IMAGE) .
+	DOCKER_BUILDKIT=1 $(DOCKER) build -f deploy/Dockerfile -t $(IMAGE) .
 
 compose: $(MODELS) image
 	$(COMPOSE) -p modelport -f deploy/docker-compose.yml up
