@@ -1,13 +1,60 @@
 """gunicorn settings for `gunicorn wsgi:app`; environment variables override each default."""
 
+import logging
 import os
 import shutil
+import sys
 import tempfile
 
-from app.gunicorn_logger import QuietAccessLogger
-from config.settings import load_settings
+from gunicorn.config import Config
 
-_settings = load_settings()
+from app import logging as json_logging
+from app.gunicorn_logger import QuietAccessLogger
+from config.settings import REPORTED_ENV, ConfigError, Settings, load_settings
+
+
+def _checking_config() -> bool:
+    """Whether this gunicorn runs `--check-config` (from its arguments or GUNICORN_CMD_ARGS)."""
+    config = Config()
+    parser = config.parser()
+    for argv in (sys.argv[1:], config.get_cmd_args_from_env()):
+        try:
+            args, _ = parser.parse_known_args(argv)
+        except SystemExit:  # not gunicorn's command line (runpy from bench/, say)
+            continue
+        if args.check_config:
+            return True
+    return False
+
+
+def _read_settings() -> Settings:
+    """The config file's settings, with each problem logged as one JSON line on stderr.
+
+    An unusable file ends gunicorn here with that one line: raised, the error would become
+    gunicorn's "Failed to read config file" and a traceback. Unknown keys are warnings, and the
+    server serves (DESIGN §2); `gunicorn --check-config` fails on them and on broken model
+    entries instead, so CI can be strict. The master logs them once for every worker.
+    """
+    json_logging.configure()
+    log = logging.getLogger("modelport.config")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
+    if _checking_config():
+        problems = [*settings.warnings, *(model.error for model in settings.models if model.error)]
+        for problem in problems:
+            log.error("%s", problem)
+        if problems:
+            raise SystemExit(1)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    os.environ[REPORTED_ENV] = str(settings.source)
+    return settings
+
+
+_settings = _read_settings()
 _server = _settings.server
 
 # Bind where the config file says (server.http), unless MODELPORT_BIND says otherwise.
@@ -25,6 +72,10 @@ bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port
 #   batch, so a worker gets as many threads as the largest batch (`tests/app/test_batching.py`).
 workers = int(os.environ.get("MODELPORT_WORKERS", "0")) or len(os.sched_getaffinity(0))
 worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "gthread")
+if worker_class == "gevent":
+    # gunicorn's, closing idle keep-alive connections when it stops (app/gevent_worker.py):
+    # gunicorn's own waits out graceful_timeout for any client that keeps one open.
+    worker_class = "app.gevent_worker.GeventWorker"
 threads = int(os.environ.get("MODELPORT_THREADS", "0")) or max(
     [2, *(model.max_batch_size for model in _settings.models)]
 )
@@ -119,7 +170,8 @@ def post_request(worker, req, environ, resp):
 
 
 def _gevent_worker(worker) -> bool:
-    return type(worker).__module__ == "gunicorn.workers.ggevent"
+    # Ours (MODELPORT_WORKER_CLASS=gevent) or gunicorn's own (`-k gevent`).
+    return type(worker).__module__ in ("app.gevent_worker", "gunicorn.workers.ggevent")
 
 
 def worker_int(worker):
@@ -146,8 +198,9 @@ def child_exit(server, worker):
     from app import control
 
     multiprocess.mark_process_dead(worker.pid)
-    # A killed worker could not leave the control channel itself.
-    control.forget(os.environ["MODELPORT_STATE_DIR"], worker.pid)
+    # The same for repository statistics: its last counters join the retired totals, and a
+    # killed worker's files, which it could not remove itself, go.
+    control.retire(os.environ["MODELPORT_STATE_DIR"], server.pid, worker.pid)
 
 
 def on_exit(server):

@@ -3,13 +3,20 @@
 gunicorn.conf.py makes the folder in the master (`MODELPORT_STATE_DIR`); each worker reads and
 writes it through a `ControlChannel`. Files:
 
-- `desired.json`: the model repository's desired state: a generation number, and per model the
-  last action (load or unload) with the generation that asked for it. Changed under `lock`
-  (read, bump, write), so generations only grow and no change is lost when two workers publish.
+- `desired.json`: the model repository's desired state: a generation number, and per model its
+  last change (`Change`) with the generation that asked for it. Changed under `lock` (read,
+  bump, write), so generations only grow and no change is lost when two workers publish.
+- `repository.lock`: held by the worker whose repository change is under way, so changes
+  are applied one at a time server-wide (a load is two generations: prepare, then commit or
+  abort, and nothing may come between them).
 - `worker-<pid>.json`: a worker's acknowledgement: the generation it has applied, with the outcome
-  per model. Writing it is also how a worker joins; it goes when the worker does.
+  per model. Writing it is also how a worker joins; it goes when the worker leaves.
 - `stats-request.json`: a statistics request number, bumped under `lock` by the asking worker.
-- `stats-<pid>.json`: a worker's counters, taken after the request number it carries.
+- `stats-<pid>.json`: a worker's counters, with the request number they answer. A worker
+  rewrites it after each request, every `FORCED_SECONDS` while its counters change, and once more
+  as it exits; it stays when the worker leaves, until the master retires it.
+- `retired.json`: the counters of every worker that has exited, added up: the master folds a
+  dead worker's last `stats-<pid>.json` into it (`retire`), so they stay in the totals.
 
 Every file is written whole (temporary file, then `os.replace`): a reader sees the old or the new
 content, never part of one. Each record names its master, so files left by another server (a
@@ -32,11 +39,17 @@ from typing import Any, TypeVar
 
 import orjson
 
+from app.stats import merge_records
+
 log = logging.getLogger("modelport.control")
 T = TypeVar("T")
 
+#: The changes of one model: LOAD puts the models of a PREPARE in service (or loads them), ABORT
+#: drops them, UNLOAD takes the model out of service.
 LOAD = "load"
 UNLOAD = "unload"
+PREPARE = "prepare"
+ABORT = "abort"
 #: How often a watcher looks at its file (a `stat`): the delay before a worker follows a change.
 POLL_SECONDS = 0.025
 #: How often a waiting worker looks at the others' answers.
@@ -44,10 +57,14 @@ WAIT_SECONDS = 0.005
 #: A watcher reads its file every this many polls even when `stat` saw no change: a replaced
 #: file can get the freed inode back with an mtime in the same clock tick, and look unchanged.
 FORCED_EVERY = 20
+#: How often a watcher calls back at the latest, changed file or not.
+FORCED_SECONDS = FORCED_EVERY * POLL_SECONDS
 
 _DESIRED = "desired.json"
 _STATS_REQUEST = "stats-request.json"
+_RETIRED = "retired.json"
 _LOCK = "lock"
+_REPOSITORY_LOCK = "repository.lock"
 _WORKER = "worker-"
 _STATS = "stats-"
 
@@ -111,18 +128,36 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """The last change asked of one model.
+
+    `loaded` is whether the model is meant to serve once it is applied: what a worker that starts
+    meanwhile follows (a PREPARE or an ABORT keeps the value before it). `prepared` is, for a
+    LOAD, the generation of the PREPARE whose models it puts in service (0: none).
+    """
+
+    action: str
+    generation: int
+    loaded: bool = True
+    prepared: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Desired:
-    """The repository's desired state: per model, the last action and its generation."""
+    """The repository's desired state: per model, its last change."""
 
     generation: int = 0
-    models: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    models: Mapping[str, Change] = field(default_factory=dict)
 
-    def changes_after(self, generation: int) -> list[tuple[int, str, str]]:
-        """`(generation, model, action)` of every change newer than `generation`, oldest first."""
+    def changes_after(self, generation: int) -> list[tuple[str, Change]]:
+        """`(model, change)` of every change newer than `generation`, oldest first."""
         return sorted(
-            (changed, name, action)
-            for name, (action, changed) in self.models.items()
-            if changed > generation
+            (
+                (name, change)
+                for name, change in self.models.items()
+                if change.generation > generation
+            ),
+            key=lambda item: item[1].generation,
         )
 
 
@@ -151,13 +186,20 @@ class ControlChannel:
 
     # -- the repository's desired state ------------------------------------------------------
 
-    def publish(self, name: str, action: str) -> int:
-        """Record `action` (LOAD or UNLOAD) for model `name` as a new generation; return it."""
+    def publish(self, name: str, action: str, prepared: int = 0) -> int:
+        """Record `action` for model `name` as a new generation; return it.
+
+        `prepared` is, for a LOAD, the generation of the PREPARE it commits.
+        """
         with self._locked():
             desired = self.desired()
             generation = desired.generation + 1
-            models = {n: list(change) for n, change in desired.models.items()}
-            models[name] = [action, generation]
+            previous = desired.models.get(name)
+            loaded = {LOAD: True, UNLOAD: False}.get(action, previous is None or previous.loaded)
+            models = {
+                n: [c.action, c.generation, c.loaded, c.prepared] for n, c in desired.models.items()
+            }
+            models[name] = [action, generation, loaded, prepared]
             write_json(
                 self.desired_path,
                 {"master": self.master, "generation": generation, "models": models},
@@ -169,8 +211,22 @@ class ControlChannel:
         record = self._own(read_json(self.desired_path))
         if record is None:
             return Desired()
-        models = {name: (action, int(gen)) for name, (action, gen) in record["models"].items()}
+        models = {name: Change(*values) for name, values in record["models"].items()}
         return Desired(int(record["generation"]), models)
+
+    @contextlib.contextmanager
+    def exclusive(self, timeout: float) -> Iterator[bool]:
+        """Hold the repository lock for one change; yields False if it was not free in time.
+
+        Polled rather than waited on, so a gevent worker's other greenlets (its watchers among
+        them) keep running meanwhile. A worker that dies holding it releases it (flock).
+        """
+        deadline = time.monotonic() + timeout
+        fd = os.open(self.directory / _REPOSITORY_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            yield _try_lock(fd, deadline)
+        finally:
+            os.close(fd)
 
     def acknowledge(self, generation: int, outcomes: Mapping[str, Outcome]) -> None:
         """Say that this worker has applied `generation`, with its outcome per model."""
@@ -225,19 +281,53 @@ class ControlChannel:
             {"master": self.master, "pid": self.pid, "token": token, "stats": records},
         )
 
-    def wait_for_stats(
-        self, token: int, timeout: float
-    ) -> tuple[dict[int, list[dict[str, Any]]], list[int]]:
+    def wait_for_stats(self, token: int, timeout: float) -> list[int]:
         """Wait until every other live worker has answered request `token` (or a later one).
 
-        Returns the counters per worker, and the pids that had not answered in time.
+        Returns the pids that had not answered in time.
         """
 
-        def answer(pid: int) -> list[dict[str, Any]] | None:
+        def answer(pid: int) -> bool | None:
             record = self._own(read_json(self._stats_path(pid)))
-            return record["stats"] if record is not None and record["token"] >= token else None
+            return True if record is not None and record["token"] >= token else None
 
-        return self._wait(answer, timeout)
+        return self._wait(answer, timeout)[1]
+
+    def gather_stats(self) -> list[list[dict[str, Any]]]:
+        """The counters of every other worker, live or exited, each list counted once.
+
+        That is every `stats-<pid>.json` but this worker's own, and `retired.json`, read under
+        `lock`: the master's `retire` moves a dead worker's counters from one to the other under
+        it, so a reader sees them in one place or the other, never in both or neither.
+        """
+        with self._locked():
+            gathered = [self._retired()]
+            with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
+                for entry in entries:
+                    if self._stats_pid(entry.name) not in (None, self.pid):
+                        record = self._own(read_json(Path(entry.path)))
+                        if record is not None:
+                            gathered.append(record["stats"])
+        return gathered
+
+    def retire(self, pid: int) -> None:
+        """Fold the last counters of exited worker `pid` into the retired totals; drop its files.
+
+        The master calls it when it has reaped the worker (gunicorn's child_exit), killed or not.
+        """
+        with self._locked():
+            record = self._own(read_json(self._stats_path(pid)))
+            if record is not None:
+                write_json(
+                    self.directory / _RETIRED,
+                    {
+                        "master": self.master,
+                        "stats": merge_records(self._retired(), record["stats"]),
+                    },
+                )
+            for path in (self._worker_path(pid), self._stats_path(pid)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -255,8 +345,12 @@ class ControlChannel:
         return sorted(pid for pid in pids if process_alive(pid, self.master))
 
     def leave(self) -> None:
-        """Remove this worker's files, so nobody waits for it any more."""
-        forget(self.directory, self.pid)
+        """Remove this worker's acknowledgement, so nobody waits for it any more.
+
+        Its counters stay for the master to retire.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._worker_path(self.pid))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -291,6 +385,20 @@ class ControlChannel:
     def _stats_path(self, pid: int) -> Path:
         return self.directory / f"{_STATS}{pid}.json"
 
+    @staticmethod
+    def _stats_pid(name: str) -> int | None:
+        """The pid in a `stats-<pid>.json` file name (None for any other file)."""
+        pid = name[len(_STATS) : -len(".json")]
+        return (
+            int(pid)
+            if name.startswith(_STATS) and name.endswith(".json") and pid.isdigit()
+            else None
+        )
+
+    def _retired(self) -> list[dict[str, Any]]:
+        record = self._own(read_json(self.directory / _RETIRED))
+        return [] if record is None else record["stats"]
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Hold the folder's lock: one read-modify-write at a time over all workers (and threads:
@@ -303,11 +411,21 @@ class ControlChannel:
             os.close(fd)
 
 
-def forget(directory: str | Path, pid: int) -> None:
-    """Remove the files of worker `pid` (the master calls it when a worker exits, even killed)."""
-    for prefix in (_WORKER, _STATS):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(Path(directory) / f"{prefix}{pid}.json")
+def _try_lock(fd: int, deadline: float) -> bool:
+    """Take the flock on `fd` if it comes free before `deadline` (monotonic); say whether."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(WAIT_SECONDS)
+
+
+def retire(directory: str | Path, master: int, pid: int) -> None:
+    """`ControlChannel.retire` for the gunicorn master, whose pid is `master`."""
+    ControlChannel(directory, master, pid=master).retire(pid)
 
 
 class Watcher:

@@ -10,6 +10,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from app.entries import ModelEntry, ModelState
 from app.errors import ModelNotFound, ModelUnavailable
@@ -18,6 +19,23 @@ from app.runtimes import RUNTIME_CLASSES, import_class
 from config.settings import ModelSettings, Settings
 
 log = logging.getLogger("modelport.manager")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Every configured version of one model, loaded aside: `ModelManager.commit` serves them.
+
+    Until then the versions in service keep serving; a load that is never committed (it failed
+    here, or in another worker) leaves them as they were.
+    """
+
+    name: str
+    entries: tuple[ModelEntry, ...]
+
+    @property
+    def failure(self) -> str:
+        """What `load` raises for it: the first version that failed ("" when all loaded)."""
+        return _failure(self.name, self.entries)
 
 
 def version_key(version: str) -> tuple[int, int, str]:
@@ -89,23 +107,14 @@ class ModelManager:
             callback(old.model)
 
     def _load_one(self, settings: ModelSettings) -> ModelEntry:
-        try:
-            model = instantiate(settings)
-        except Exception as exc:  # any failure of user code marks the model, never the server
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            log.error(
-                "model '%s' version '%s' failed to load: %s",
-                settings.name,
-                settings.version,
-                reason,
-                exc_info=not settings.error,
-            )
-            entry = ModelEntry(settings, ModelState.UNAVAILABLE, f"failed to load: {reason}")
-        else:
-            log.info("model '%s' version '%s' is ready", settings.name, settings.version)
-            entry = ModelEntry(settings, ModelState.READY, "", model)
-        self._set(entry)
+        entry = _instantiate_entry(settings)
+        self._install(entry)
         return entry
+
+    def _install(self, entry: ModelEntry) -> None:
+        self._set(entry)
+        if entry.ready:
+            log.info("model '%s' version '%s' is ready", entry.name, entry.version)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -165,16 +174,40 @@ class ModelManager:
     def load(self, name: str) -> list[ModelEntry]:
         """Load, or reload, every configured version of `name` (repository extension).
 
+        All or nothing: the new versions serve only once every one of them has loaded; when
+        one fails, the versions in service keep serving (as Triton keeps the previous model).
         Raises `ModelNotFound` for a name the configuration does not have, and
         `ModelUnavailable` when a version fails to load.
+        """
+        with self._lock:
+            prepared = self.prepare(name)
+            if prepared.failure:
+                raise ModelUnavailable(prepared.failure)
+            return self.commit(prepared)
+
+    def prepare(self, name: str) -> Prepared:
+        """Load every configured version of `name` aside, without serving them yet.
+
+        A version that fails is logged and recorded in the result. Raises `ModelNotFound` for a
+        name the configuration does not have.
         """
         with self._lock:
             settings_list = self._configured.get(name)
             if not settings_list:
                 raise ModelNotFound(f"model '{name}' not found")
-            entries = [self._load_one(settings) for settings in settings_list]
-        _raise_failed(name, entries)
-        return entries
+            return Prepared(name, tuple(_instantiate_entry(s) for s in settings_list))
+
+    def commit(self, prepared: Prepared) -> list[ModelEntry]:
+        """Serve the versions of `prepared` in place of those in service; return them.
+
+        A version the configuration no longer has (a config change came between) is skipped.
+        """
+        with self._lock:
+            configured = self._configured.get(prepared.name, [])
+            entries = [entry for entry in prepared.entries if entry.settings in configured]
+            for entry in entries:
+                self._install(entry)
+            return entries
 
     def check_loaded(self, name: str) -> None:
         """Raise what `load` would for `name`'s versions as they are, without loading again.
@@ -182,7 +215,9 @@ class ModelManager:
         A worker that mounted a model at start reports on it this way when the desired state
         says "loaded". Raises `ModelNotFound` or `ModelUnavailable`.
         """
-        _raise_failed(name, self.entries(name))
+        failure = _failure(name, self.entries(name))
+        if failure:
+            raise ModelUnavailable(failure)
 
     def unload(self, name: str) -> None:
         """Unload every version of `name`; requests then get 503 until it is loaded again.
@@ -194,7 +229,24 @@ class ModelManager:
                 self._set(ModelEntry(entry.settings, ModelState.UNAVAILABLE, "unloaded"))
 
 
-def _raise_failed(name: str, entries: Iterable[ModelEntry]) -> None:
+def _instantiate_entry(settings: ModelSettings) -> ModelEntry:
+    """A READY entry with the loaded model, or an UNAVAILABLE one saying why it failed (logged)."""
+    try:
+        model = instantiate(settings)
+    except Exception as exc:  # any failure of user code marks the model, never the server
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        log.error(
+            "model '%s' version '%s' failed to load: %s",
+            settings.name,
+            settings.version,
+            reason,
+            exc_info=not settings.error,
+        )
+        return ModelEntry(settings, ModelState.UNAVAILABLE, f"failed to load: {reason}")
+    return ModelEntry(settings, ModelState.READY, "", model)
+
+
+def _failure(name: str, entries: Iterable[ModelEntry]) -> str:
+    """The message of the first version among `entries` that is not ready ("" if none)."""
     failed = next((entry for entry in entries if not entry.ready), None)
-    if failed is not None:
-        raise ModelUnavailable(f"model '{name}' version '{failed.version}' {failed.reason}")
+    return "" if failed is None else f"model '{name}' version '{failed.version}' {failed.reason}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,12 @@ class StatsRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stats: dict[tuple[str, str], ModelStats] = {}
+        self._changes = 0
+
+    @property
+    def changes(self) -> int:
+        """How many times the counters changed: a worker writes them out only when this moved."""
+        return self._changes
 
     def _get(self, name: str, version: str) -> ModelStats:
         key = (name, version)
@@ -121,6 +128,7 @@ class StatsRegistry:
             stats.success.add(total_ns)
             stats.compute_infer.add(infer_ns)
             stats.batches.setdefault(batch_size, Duration()).add(infer_ns)
+            self._changes += 1
 
     def record_failure(self, name: str, version: str, total_ns: int) -> None:
         """One request that reached the model and failed."""
@@ -128,6 +136,7 @@ class StatsRegistry:
             stats = self._get(name, version)
             stats.last_inference = time.time_ns() // 1_000_000
             stats.fail.add(total_ns)
+            self._changes += 1
 
     def snapshot(self, name: str, version: str) -> ModelStats:
         """A copy of one version's counters (zeros if it never served)."""
@@ -143,3 +152,18 @@ class StatsRegistry:
 
 def _copy(stats: ModelStats) -> ModelStats:
     return stats.merged(ModelStats(stats.name, stats.version))
+
+
+def merge_records(*groups: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `to_record` lists of several processes added up per model version, as one list.
+
+    The gunicorn master folds a dead worker's last counters into the server's retired totals
+    with it (`app.control.retire`).
+    """
+    totals: dict[tuple[str, str], ModelStats] = {}
+    for records in groups:
+        for record in records:
+            stats = ModelStats.from_record(record)
+            key = (stats.name, stats.version)
+            totals[key] = totals[key].merged(stats) if key in totals else stats
+    return [stats.to_record() for stats in totals.values()]

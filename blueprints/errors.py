@@ -12,16 +12,30 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from app.codec.rest import dumps
-from app.errors import ModelportError, Unauthenticated, UnsupportedMediaType
+from app.errors import ModelportError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 
 log = logging.getLogger("modelport.http")
+#: Reasons of werkzeug's own errors where its name would differ from ours for the same failure.
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: PayloadTooLarge.reason}
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> bytes:
-    """The error body in the configured form (`oip` or `detailed`)."""
+def error_body(
+    status: int, reason: str, message: str, details: dict[str, Any] | None = None
+) -> bytes:
+    """The error body in the configured form.
+
+    `oip`: `{"error": message}`, the string tritonclient and kserve's clients read. `detailed`:
+    `{"error": {"code": <HTTP status>, "message": ..., "details": {"reason": ..., ...}}}`, the
+    code a number as in Google's JSON error style, the machine-readable reason in `details`.
+    """
     settings = current_app.extensions["modelport"].settings
     if settings.server.errors == "detailed":
-        return dumps({"error": {"code": code, "message": message, "details": details or {}}})
+        error = {
+            "code": status,
+            "message": message,
+            "details": {**(details or {}), "reason": reason},
+        }
+        return dumps({"error": error})
     return dumps({"error": message})
 
 
@@ -33,7 +47,9 @@ def handle_modelport_error(exc: ModelportError) -> Response:
     """The DESIGN §5 row of the exception, with its message; 5xx also go to the log."""
     if exc.http_status >= 500:
         log.error("%s %s -> %d: %s", request.method, request.path, exc.http_status, exc.message)
-    response = _response(exc.http_status, error_body(exc.code, exc.message, exc.details))
+    response = _response(
+        exc.http_status, error_body(exc.http_status, exc.reason, exc.message, exc.details)
+    )
     if isinstance(exc, UnsupportedMediaType):
         response.headers["Accept-Encoding"] = "gzip, deflate"
     if isinstance(exc, Unauthenticated):
@@ -49,9 +65,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
         405: f"method {request.method} is not allowed for {request.path}",
         413: "request body is larger than limits.max_request_bytes",
     }.get(status, exc.description or exc.name)
-    response = _response(
-        status, error_body((exc.name or "error").lower().replace(" ", "_"), message)
-    )
+    reason = _HTTP_REASONS.get(status) or (exc.name or "error").lower().replace(" ", "_")
+    response = _response(status, error_body(status, reason, message))
     for key, value in exc.get_headers():
         if key.lower() != "content-type":
             response.headers[key] = value
@@ -61,7 +76,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
 def handle_unexpected(exc: Exception) -> Response:
     """Anything unplanned: a 500 without internals for the client, the traceback in the log."""
     log.exception("%s %s failed", request.method, request.path)
-    return _response(500, error_body("internal", "internal server error"))
+    return _response(500, error_body(500, "internal", "internal server error"))
 
 
 def init_app(app: Flask) -> None:

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from blueprints import (
     v1,
     v2,
 )
-from config.settings import load_settings
+from config.settings import REPORTED_ENV, load_settings
 
 
 def create_app(
@@ -40,6 +42,9 @@ def create_app(
     overrides = dict(overrides or {})
     settings = overrides.pop("settings", None) or load_settings(config_path)
     json_logging.configure()
+    if os.environ.get(REPORTED_ENV) != str(settings.source):  # gunicorn's master logged them
+        for warning in settings.warnings:
+            logging.getLogger("modelport.config").warning("%s", warning)
 
     app = Flask(__name__)
     app.json = OrjsonProvider(app)

@@ -24,7 +24,7 @@ from app.codec.rest import dumps
 from app.version import __version__
 from blueprints.hooks import PUBLIC_ENDPOINTS
 from blueprints.operations import ERRORS, OPERATIONS, PARAMETERS, TAGS, Operation
-from blueprints.schemas import ErrorSchema
+from blueprints.schemas import DetailedErrorSchema, ErrorSchema
 
 OPENAPI_VERSION = "3.0.3"
 _EXTENSION_KEY = "modelport.openapi"
@@ -73,11 +73,14 @@ def build_document(app: Flask) -> dict[str, Any]:
         },
         tags=[{"name": name, "description": text} for name, text in TAGS.items()],
     )
-    secured = app.extensions["modelport"].settings.server.auth is not None
+    server = app.extensions["modelport"].settings.server
+    secured = server.auth is not None
     if secured:
         for scheme, definition in SECURITY_SCHEMES.items():
             spec.components.security_scheme(scheme, definition)
-    spec.components.schema("Error", schema=ErrorSchema)
+    # The one form this server answers (`server.errors`), so schemathesis checks it exactly.
+    error_schema = DetailedErrorSchema if server.errors == "detailed" else ErrorSchema
+    spec.components.schema("Error", schema=error_schema)
     for status, text in ERRORS.items():
         spec.components.response(
             _error_component(status),

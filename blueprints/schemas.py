@@ -5,13 +5,40 @@ The request envelopes are the codec's (`app.codec.schemas`), which validates the
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
 
 class ErrorSchema(Schema):
-    error = fields.Raw(
-        required=True, metadata={"description": "a message, or {code, message, details}"}
+    """Every error with `errors: oip` (the default): what tritonclient and kserve's clients read."""
+
+    error = fields.String(required=True, metadata={"description": "what went wrong"})
+
+
+class ErrorDetailsSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # room for more machine-readable facts beside the reason
+
+    reason = fields.String(
+        required=True,
+        metadata={
+            "description": "machine-readable, one per failure (the README's Errors table)",
+            "example": "model_not_found",
+        },
     )
+
+
+class ErrorBodySchema(Schema):
+    code = fields.Integer(
+        required=True, metadata={"description": "the HTTP status", "example": 404}
+    )
+    message = fields.String(required=True, metadata={"example": "model 'nope' not found"})
+    details = fields.Nested(ErrorDetailsSchema, required=True)
+
+
+class DetailedErrorSchema(Schema):
+    """Every error with `errors: detailed`."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
 
 
 # Response bodies. The views build these with dicts and orjson (fast path); the classes exist so

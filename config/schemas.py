@@ -1,4 +1,9 @@
-"""marshmallow schemas of the configuration file (DESIGN §2): unknown keys are errors."""
+"""marshmallow schemas of the configuration file (DESIGN §2).
+
+An unknown key is not an error of the file (DESIGN §2: the server still starts): `strip_unknown`
+takes it out, with its full path, before a schema loads the rest. The schemas themselves still
+refuse unknown keys, so a key that `strip_unknown` missed could never slip through unread.
+"""
 
 from __future__ import annotations
 
@@ -121,6 +126,39 @@ class ServerSchema(_Strict):
 class TopSchema(_Strict):
     server = fields.Raw(load_default=dict)
     models = fields.List(fields.Raw(), load_default=list)
+
+
+def strip_unknown(schema: Schema, data: Any, path: str) -> tuple[Any, list[str]]:
+    """`data` without the keys `schema` does not declare, and those keys' full paths.
+
+    Paths are written as users read them: `server.grpc.prot`, `models[2].bar`,
+    `models[0].inputs[1].dtype`. Values that are not mappings pass unchanged, so the schema
+    reports their type.
+    """
+    if not isinstance(data, dict):
+        return data, []
+    declared = {field.data_key or name: field for name, field in schema.fields.items()}
+    kept: dict[Any, Any] = {}
+    unknown: list[str] = []
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        field = declared.get(key) if isinstance(key, str) else None
+        if field is None:
+            unknown.append(where)
+            continue
+        kept[key], inner = _strip_field(field, value, where)
+        unknown.extend(inner)
+    return kept, unknown
+
+
+def _strip_field(field: fields.Field[Any], value: Any, where: str) -> tuple[Any, list[str]]:
+    if isinstance(field, fields.Nested) and isinstance(field.schema, Schema):
+        return strip_unknown(field.schema, value, where)
+    inner = field.inner if isinstance(field, fields.List) else None
+    if isinstance(inner, fields.Nested) and isinstance(value, list):
+        items = [strip_unknown(inner.schema, item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [item for item, _ in items], [path for _, paths in items for path in paths]
+    return value, []
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> list[str]:

@@ -6,7 +6,8 @@ switched to gevent's event loop before the server exists.
 
 SIGTERM reaches the worker long before worker_exit: the worker first finishes its HTTP requests.
 `start` therefore hooks SIGTERM itself to turn gRPC health NOT_SERVING at once, while the sidecar
-keeps serving; `stop` then lets the gRPC calls in flight finish within the grace period.
+keeps serving; `stop` then lets the gRPC calls in flight finish within what is left of the grace
+period that SIGTERM started (the master SIGKILLs a worker still running at its end).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,11 @@ log = logging.getLogger("modelport.grpc")
 _ATTRIBUTE = "modelport_grpc_server"
 #: How long after an OMI Shutdown reply the master is signalled.
 SHUTDOWN_DELAY_SECONDS = 0.5
+#: What `stop` keeps of the grace period for the rest of worker_exit (the last metrics and
+#: statistics writes), so it ends before the master's SIGKILL.
+EXIT_RESERVE_SECONDS = 1.0
+#: When this worker received SIGTERM (monotonic), if it has.
+_sigterm_at: float | None = None
 
 
 def _gevent_patched() -> bool:
@@ -72,6 +79,9 @@ def _drain_on_sigterm(sidecar: Sidecar) -> None:
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        global _sigterm_at
+        if _sigterm_at is None:
+            _sigterm_at = time.monotonic()
         _off_the_handler(sidecar.drain)
         if callable(previous):
             previous(signum, frame)
@@ -95,13 +105,24 @@ def _off_the_handler(function: Callable[[], None]) -> None:
         threading.Thread(target=function, name="modelport-grpc-drain", daemon=True).start()
 
 
+def grace_left(graceful_timeout: float, since: float | None, now: float) -> float:
+    """The seconds of grace `stop` gives gRPC calls at `now`: what is left of the period that
+    began at `since` (SIGTERM), less `EXIT_RESERVE_SECONDS`; the whole period without a SIGTERM
+    (a worker that stops on its own, after `max_requests`)."""
+    if since is None:
+        return graceful_timeout
+    return max(0.0, graceful_timeout - (now - since) - EXIT_RESERVE_SECONDS)
+
+
 def stop(worker: Any, grace: float | None = None) -> None:
     """Report NOT_SERVING (if SIGTERM has not already), stop accepting gRPC calls, and let those
-    in flight finish within `grace` seconds (gunicorn's graceful_timeout by default)."""
+    in flight finish within `grace` seconds (by default what is left of gunicorn's
+    graceful_timeout since SIGTERM: the HTTP drain used the rest)."""
     sidecar: Sidecar | None = getattr(worker, _ATTRIBUTE, None)
     if sidecar is None:
         return  # never started, already stopped, or called in the master
     setattr(worker, _ATTRIBUTE, None)
     if grace is None:
-        grace = float(worker.cfg.graceful_timeout)
-    sidecar.stop(grace).wait(grace + 1)
+        grace = grace_left(float(worker.cfg.graceful_timeout), _sigterm_at, time.monotonic())
+    log.info("gRPC sidecar stopping with %.1f s of grace (pid %s)", grace, os.getpid())
+    sidecar.stop(grace).wait(grace + EXIT_RESERVE_SECONDS / 2)

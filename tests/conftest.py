@@ -18,6 +18,27 @@ from tests.server import E2E_CONFIG, ROOT, GunicornServer
 MODELS = ROOT / "models"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--deploy",
+        action="store_true",
+        help="also run the tests marked deploy (Docker; `make deploy-test`)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `deploy` build images and start Docker: only `--deploy` selects them.
+
+    Deselected rather than skipped, and whatever `-m` says, so `make test` stays Docker-free.
+    """
+    if config.getoption("--deploy"):
+        return
+    deploy = [item for item in items if item.get_closest_marker("deploy")]
+    if deploy:
+        config.hook.pytest_deselected(items=deploy)
+        items[:] = [item for item in items if not item.get_closest_marker("deploy")]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def trained_models() -> Path:
     """The example models, trained once if `make` has not done it already."""

@@ -73,13 +73,23 @@ class PidModel(Model):
 
 class MarkedBrokenModel(PidModel):
     """Fails to load in a worker whose pid names a file in `parameters.marks`: a load that fails
-    in some workers only."""
+    in some workers only. Answers its pid and when it was loaded, so a test sees which load
+    serves."""
 
     def load(self) -> None:
-        """Fail like a corrupt weight file where marked; otherwise a `PidModel`."""
+        """Fail like a corrupt weight file where marked; otherwise a `PidModel` with `loaded`."""
         if (Path(self.parameters["marks"]) / str(os.getpid())).exists():
             raise OSError(f"weights are corrupt in {os.getpid()}")
         super().load()
+        self.outputs.append(TensorSpec("loaded", "INT64", (-1,)))
+        self.loaded = time.time_ns()
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """The pid, and the time this instance was loaded (ns), once per row."""
+        rows = len(inputs["x"])
+        return {**super().predict(inputs, parameters), "loaded": np.full(rows, self.loaded)}
 
 
 class SlowModel(Model):

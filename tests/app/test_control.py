@@ -13,7 +13,18 @@ from pathlib import Path
 import pytest
 
 from app import control
-from app.control import LOAD, UNLOAD, ControlChannel, Desired, Outcome, Watcher
+from app.control import (
+    ABORT,
+    LOAD,
+    PREPARE,
+    UNLOAD,
+    Change,
+    ControlChannel,
+    Desired,
+    Outcome,
+    Watcher,
+)
+from app.stats import ModelStats, StatsRegistry
 
 
 @pytest.fixture()
@@ -80,15 +91,43 @@ def test_generations_only_grow_and_keep_the_last_action_per_model(tmp_path: Path
     assert sorted(generations) == list(range(1, 101))  # none lost, none repeated
     desired = b.desired()
     assert desired.generation == 100
-    assert {name: action for name, (action, _) in desired.models.items()} == {"x": LOAD, "y": LOAD}
-    assert max(gen for _, gen in desired.models.values()) == 100
+    assert {name: c.action for name, c in desired.models.items()} == {"x": LOAD, "y": LOAD}
+    assert max(c.generation for c in desired.models.values()) == 100
 
 
 def test_changes_after_are_oldest_first_and_skip_what_was_applied() -> None:
-    desired = Desired(9, {"a": (LOAD, 9), "b": (UNLOAD, 4), "c": (UNLOAD, 7)})
-    assert desired.changes_after(0) == [(4, "b", UNLOAD), (7, "c", UNLOAD), (9, "a", LOAD)]
-    assert desired.changes_after(7) == [(9, "a", LOAD)]
+    a, b, c = Change(LOAD, 9), Change(UNLOAD, 4, loaded=False), Change(UNLOAD, 7, loaded=False)
+    desired = Desired(9, {"a": a, "b": b, "c": c})
+    assert desired.changes_after(0) == [("b", b), ("c", c), ("a", a)]
+    assert desired.changes_after(7) == [("a", a)]
     assert desired.changes_after(9) == []
+
+
+def test_a_prepare_or_an_abort_keeps_whether_the_model_is_meant_to_serve(tmp_path: Path) -> None:
+    ch = channel(tmp_path, 1)
+    assert ch.desired().models == {}
+    ch.publish("x", PREPARE)  # configured models serve from the start
+    assert ch.desired().models["x"] == Change(PREPARE, 1, loaded=True)
+    ch.publish("x", UNLOAD)
+    ch.publish("x", PREPARE)
+    assert ch.desired().models["x"] == Change(PREPARE, 3, loaded=False)
+    ch.publish("x", ABORT)
+    assert ch.desired().models["x"] == Change(ABORT, 4, loaded=False)  # still unloaded
+    ch.publish("x", PREPARE)
+    ch.publish("x", LOAD, prepared=5)
+    assert ch.desired().models["x"] == Change(LOAD, 6, loaded=True, prepared=5)
+
+
+def test_repository_changes_hold_one_lock_server_wide(tmp_path: Path) -> None:
+    a, b = channel(tmp_path, 1), channel(tmp_path, 2)
+    with a.exclusive(1) as held:
+        assert held
+        started = time.monotonic()
+        with b.exclusive(0.1) as second:
+            assert not second  # busy for longer than it wanted to wait
+        assert time.monotonic() - started >= 0.1
+    with b.exclusive(1) as held:  # free again once the first holder is done
+        assert held
 
 
 def test_files_of_another_master_are_ignored(tmp_path: Path) -> None:
@@ -120,7 +159,7 @@ def test_peers_are_live_children_of_the_master_other_than_self(
     for pid in (me, peer, finished.pid, 1):  # pid 1 is alive but not a child of this master
         channel(tmp_path, pid).acknowledge(0, {})
     assert channel(tmp_path, me).peers() == [peer]
-    control.forget(tmp_path, peer)
+    channel(tmp_path, peer).leave()
     assert channel(tmp_path, me).peers() == []
 
 
@@ -177,9 +216,54 @@ def test_statistics_answers_must_be_for_this_request_or_a_later_one(
         worker.acknowledge(0, {})
     peer.answer_stats(me.request_stats(), [{"old": True}])
     token = me.request_stats()
-    assert me.wait_for_stats(token, timeout=0.05) == ({}, [peer.pid])  # an answer to an older one
+    assert me.wait_for_stats(token, timeout=0.05) == [peer.pid]  # an answer to an older one
     peer.answer_stats(peer.stats_token(), [{"new": True}])
-    assert me.wait_for_stats(token, timeout=30) == ({peer.pid: [{"new": True}]}, [])
+    assert me.wait_for_stats(token, timeout=30) == []
+
+
+def test_retiring_moves_a_dead_workers_counters_into_the_retired_totals(tmp_path: Path) -> None:
+    registry = StatsRegistry()
+    registry.record_success("m", "1", 2, 100, 40)
+    record = registry.snapshot("m", "1").to_record()
+    me, first, second = (channel(tmp_path, pid) for pid in (1, 2, 3))
+    for worker in (me, first, second):
+        worker.answer_stats(0, [record])
+    first.acknowledge(0, {})
+    ControlChannel(tmp_path, master=1, pid=4).answer_stats(0, [record])  # another server's
+    assert me.gather_stats() == [[], [record], [record]]  # the others, not its own
+    control.retire(tmp_path, os.getpid(), first.pid)
+    control.retire(tmp_path, os.getpid(), second.pid)
+    control.retire(tmp_path, os.getpid(), 99)  # killed before it wrote anything: nothing to add
+    [retired] = me.gather_stats()
+    assert [ModelStats.from_record(r).success.count for r in retired] == [2]
+    assert me.ack(first.pid) is None  # and its files are gone
+    assert sorted(p.name for p in tmp_path.glob("stats-*")) == ["stats-1.json", "stats-4.json"]
+
+
+def test_a_retirement_is_never_seen_twice_or_missed(tmp_path: Path) -> None:
+    """Readers and the master's `retire` take turns under the folder's lock."""
+    registry = StatsRegistry()
+    registry.record_success("m", "1", 1, 10, 5)
+    record = registry.snapshot("m", "1").to_record()
+    reader = channel(tmp_path, 1)
+    pids = range(100, 300)
+    for pid in pids:
+        channel(tmp_path, pid).answer_stats(0, [record])
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            gathered = reader.gather_stats()
+            seen.append(sum(r["execution_count"] for records in gathered for r in records))
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    for pid in pids:
+        control.retire(tmp_path, os.getpid(), pid)
+    stop.set()
+    thread.join()
+    assert seen and set(seen) == {len(pids)}
 
 
 def test_the_watcher_calls_back_when_the_file_is_replaced(tmp_path: Path) -> None:

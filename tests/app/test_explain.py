@@ -155,16 +155,25 @@ def test_a_single_feature_takes_the_whole_difference(tmp_path: Path) -> None:
     np.testing.assert_allclose(attributions[:, 0, 0], expected, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("runtime", "uri"), [("sklearn", "iris_v2.joblib"), ("onnx", "iris.onnx")], ids=str
-)
+@pytest.fixture(scope="module")
+def forest_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """iris version 2's forest inside a Pipeline: no tree explainer, so model-agnostic."""
+    from sklearn.pipeline import make_pipeline
+
+    path = tmp_path_factory.mktemp("pipeline") / "forest.joblib"
+    joblib.dump(make_pipeline(joblib.load(MODELS / "iris_v2.joblib")), path)
+    return path
+
+
+@pytest.mark.parametrize(("runtime", "uri"), [("sklearn", None), ("onnx", "iris.onnx")], ids=str)
 @pytest.mark.parametrize("feature", [2, 3], ids=["petal_length", "petal_width"])
 def test_agnostic_attributions_rank_the_decisive_feature_first(
-    runtime: str, uri: str, feature: int
+    runtime: str, uri: str | None, feature: int, forest_pipeline: Path
 ) -> None:
     """The background's median flower with one petal measure moved to its largest value: that
     feature alone turns versicolor into virginica, so it must carry the largest attribution."""
-    model = _model(runtime, MODELS / uri, background=IRIS_BACKGROUND)
+    path = MODELS / uri if uri else forest_pipeline
+    model = _model(runtime, path, background=IRIS_BACKGROUND)
     explainer = require_explainer(model)
     assert (explainer.method, explainer.explained_output) == ("shapley_exact", "probabilities")
     background = np.load(IRIS_BACKGROUND)
@@ -213,8 +222,8 @@ def test_sampled_and_exact_shapley_rank_the_decisive_feature_first(
     np.testing.assert_allclose(attributions.sum(axis=2) + base, probabilities, atol=1e-6)
 
 
-def test_exact_shapley_values_are_the_textbook_formula() -> None:
-    model = _model("sklearn", MODELS / "iris_v2.joblib", background=IRIS_BACKGROUND)
+def test_exact_shapley_values_are_the_textbook_formula(forest_pipeline: Path) -> None:
+    model = _model("sklearn", forest_pipeline, background=IRIS_BACKGROUND)
     background = np.load(IRIS_BACKGROUND).astype(np.float64)
     row = KSERVE_ROWS[1].astype(np.float64)
 
@@ -290,7 +299,7 @@ def test_a_model_without_a_way_to_explain_says_what_to_configure(
 
 def test_a_broken_background_file_is_named_in_the_501(tmp_path: Path) -> None:
     np.save(tmp_path / "three.npy", np.zeros((5, 3)))
-    model = _model("sklearn", MODELS / "iris_v2.joblib", background=tmp_path / "three.npy")
+    model = _model("sklearn", MODELS / "iris.joblib", background=tmp_path / "three.npy")
     with pytest.raises(NotImplementedByModel, match=r"three\.npy' has 3 columns; .* 4 features"):
         require_explainer(model)
 

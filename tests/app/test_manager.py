@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,33 @@ def test_every_model_that_leaves_service_is_retired_once() -> None:
     b = manager.get("b")
     manager.unload("b")
     assert retired == [first, second, b]
+
+
+def test_a_reload_that_fails_in_one_version_keeps_every_version_serving(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    marked = "tests.models:MarkedBrokenModel"
+    manager = manager_of(
+        python_model("m", "examples.echo:EchoModel", "1"),
+        python_model("m", marked, "2", parameters={"marks": str(marks)}),
+    )
+    serving = [entry.model for entry in manager.entries("m")]
+    retired: list[object] = []
+    manager.on_retire.append(retired.append)
+    (marks / str(os.getpid())).touch()  # version 2's weights break
+    with pytest.raises(
+        ModelUnavailable,
+        match=r"^model 'm' version '2' failed to load: OSError: weights are corrupt in \d+$",
+    ):
+        manager.load("m")
+    assert [entry.model for entry in manager.entries("m")] == serving  # version 1 too
+    assert all(entry.ready for entry in manager.entries("m")) and retired == []
+
+    prepared = manager.prepare("m")  # loaded aside: nothing changes until it is committed
+    assert prepared.failure.startswith("model 'm' version '2' failed to load")
+    (marks / str(os.getpid())).unlink()
+    prepared = manager.prepare("m")
+    assert prepared.failure == "" and manager.get("m", "1") is serving[0]
+    manager.commit(prepared)
+    assert [entry.model for entry in manager.entries("m")] == [e.model for e in prepared.entries]
+    assert retired == serving

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from app.codec.statistics import stats_to_json
-from app.stats import Duration, ModelStats, StatsRegistry
+from app.stats import Duration, ModelStats, StatsRegistry, merge_records
 
 
 def counted(*requests: tuple[int, int, int]) -> ModelStats:
@@ -46,3 +46,18 @@ def test_snapshot_all_copies_every_counted_version() -> None:
     assert sorted((s.name, s.version) for s in snapshots) == [("a", "1"), ("b", "2")]
     registry.record_success("a", "1", 1, 10, 5)
     assert next(s for s in snapshots if s.name == "a").success.count == 1
+
+
+def test_changes_count_every_record_and_merge_records_adds_per_version() -> None:
+    registry = StatsRegistry()
+    assert registry.changes == 0
+    registry.record_success("a", "1", 2, 10, 5)
+    registry.record_failure("a", "1", 3)
+    registry.record_success("b", "1", 1, 10, 5)
+    assert registry.changes == 3
+    records = [s.to_record() for s in registry.snapshot_all()]
+    merged = merge_records(records, records[:1], [])
+    totals = {(r["name"], r["version"]): ModelStats.from_record(r) for r in merged}
+    assert totals[("a", "1")].success == Duration(2, 20) and totals[("a", "1")].fail.count == 2
+    assert totals[("b", "1")].success == Duration(1, 10)
+    assert merge_records() == []

@@ -199,9 +199,13 @@ def test_detailed_error_bodies(tmp_path: Path) -> None:
     settings = load_settings(E2E_CONFIG, {"MODELPORT_ERRORS": "detailed"})
     client = create_app(overrides={"settings": settings, "TESTING": True}).test_client()
     error = client.get("/v2/models/nope").json["error"]
-    assert error == {"code": "model_not_found", "message": "model 'nope' not found", "details": {}}
+    assert error == {
+        "code": 404,
+        "message": "model 'nope' not found",
+        "details": {"reason": "model_not_found"},
+    }
     routing = client.get("/nowhere").json["error"]
-    assert routing["code"] == "not_found"
+    assert routing["code"] == 404 and routing["details"] == {"reason": "not_found"}
 
 
 def test_repository_index_load_unload(client: FlaskClient) -> None:

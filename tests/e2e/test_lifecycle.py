@@ -143,3 +143,75 @@ def test_sighup_remounts_the_config_without_dropping_requests(tmp_path: Path) ->
         server.stop()
     assert sent > 50
     assert failures == []
+
+
+@pytest.mark.parametrize("worker_class", ["gthread", "gevent"])
+def test_an_idle_keep_alive_connection_does_not_hold_sigterm(
+    tmp_path: Path, worker_class: str
+) -> None:
+    """A client's kept-alive connection (a requests.Session) is closed soon after SIGTERM; a
+    request sent on it meanwhile is still answered, with `Connection: close`."""
+    server = GunicornServer(
+        config(tmp_path, "echo"),
+        worker_class=worker_class,
+        env={"MODELPORT_GRACEFUL_TIMEOUT": "30"},
+    ).start()
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
+    url = f"{server.url}/v2/models/echo/infer"
+    try:
+        with requests.Session() as idle, requests.Session() as busy:
+            for session in (idle, busy):  # two kept-alive connections
+                assert session.post(url, json=body, timeout=10).headers.get("Connection") != "close"
+            stopping = time.monotonic()
+            server.signal(signal.SIGTERM)
+            time.sleep(0.5)  # the worker is stopping; both connections are still open
+            answer = busy.post(url, json=body, timeout=10)
+            assert answer.status_code == 200 and answer.headers["Connection"] == "close"
+            assert server.process is not None
+            server.process.wait(timeout=60)
+            # Well within graceful_timeout (30 s), which gunicorn's gevent worker waited out
+            # for the idle connection.
+            assert time.monotonic() - stopping < 10
+    finally:
+        server.stop()
+
+
+def test_grpc_calls_get_what_is_left_of_the_grace_period(tmp_path: Path) -> None:
+    """The HTTP drain and the gRPC drain share one graceful_timeout, counted from SIGTERM.
+
+    A HUP stops the old worker with SIGTERM; a REST request keeps its HTTP drain busy for
+    about 2.3 s; a gRPC call that needs longer than the whole period is then cut when what is
+    left runs out (10 s after SIGTERM at the latest), not a whole period after the HTTP drain.
+    """
+    graceful = 10.0
+    server = GunicornServer(
+        config(tmp_path, "slow"), grpc=True, env={"MODELPORT_GRACEFUL_TIMEOUT": f"{graceful:g}"}
+    ).start()
+    deadline = time.monotonic() + 60
+    while SIDECAR_LINE not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    endless = pb.ModelInferRequest(model_name="slow")
+    endless.inputs.add(name="x", datatype="FP32", shape=[1]).contents.fp32_contents.append(1.0)
+    endless.parameters["delay_ms"].int64_param = 15_000
+    try:
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            slow_rest = {**SLOW, "parameters": {"delay_ms": 3000}}
+            rest = pool.submit(
+                requests.post, f"{server.url}/v2/models/slow/infer", json=slow_rest, timeout=30
+            )
+            call = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer.future(endless, timeout=30)
+            time.sleep(0.7)  # both are inside the model now
+            sigterm = time.monotonic()
+            server.signal(signal.SIGHUP)
+            assert rest.result().status_code == 200
+            error = call.exception(timeout=30)
+            assert error is not None  # cut, not finished
+            cut = time.monotonic() - sigterm
+        # 1 s of the period is kept for the rest of worker_exit; before, gRPC got all 10 s
+        # again after the HTTP drain and was cut at about 12.3 s.
+        assert graceful / 2 < cut < graceful, (cut, error)
+    finally:
+        server.stop()

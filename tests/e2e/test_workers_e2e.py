@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from app import control
 from tests.grpc_support import run_client, start_server
 from tests.server import GunicornServer
 
@@ -111,14 +112,35 @@ def rest_success_count(server: GunicornServer, model: str) -> int:
     return sum(s["inference_stats"]["success"]["count"] for s in answer.json()["model_stats"])
 
 
-def test_statistics_are_exact_totals_over_workers(server: GunicornServer) -> None:
+def count_on_both(server: GunicornServer) -> list[int | None]:
+    """At least 40 requests to `counted`, until both workers served some; the pids that did."""
     sent: list[int | None] = []
-    while len(set(sent)) < 2 or len(sent) < 40:  # until both workers served `counted`
+    while len(set(sent)) < 2 or len(sent) < 40:
         assert len(sent) < 1000, "one worker served everything"
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda _: infer(server, "counted"), range(20)))
         assert {status for status, _, _ in answers} == {200}
         sent += [pid for _, pid, _ in answers]
+    return sent
+
+
+def replaced_after_hup(server: GunicornServer) -> set[int]:
+    """Send the master a HUP and wait until two new workers answer, and only they."""
+    old = worker_pids(server)
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while True:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: infer(server, "probe"), range(16)))
+        pids = {pid for _, pid, _ in answers if pid is not None}
+        if len(pids) == 2 and not pids & old:
+            return pids
+        assert time.monotonic() < deadline, "the HUP did not replace the workers"
+        time.sleep(0.2)
+
+
+def test_statistics_are_exact_totals_over_workers(server: GunicornServer) -> None:
+    sent = count_on_both(server)
     assert [rest_success_count(server, "counted") for _ in range(6)] == [len(sent)] * 6
     everything = requests.get(f"{server.url}/v2/models/stats", timeout=30).json()["model_stats"]
     counted = next(s for s in everything if s["name"] == "counted")
@@ -149,27 +171,58 @@ def test_unload_then_load_over_grpc_reaches_every_worker(server: GunicornServer)
     assert {status for status, _, _ in spread(server, "pid", 40)} == {200}
 
 
-def test_a_load_that_fails_in_one_worker_is_reported(server: GunicornServer) -> None:
+def loads(server: GunicornServer) -> dict[int, int]:
+    """Which load of `marked` each worker serves: pid -> the time it was loaded (ns)."""
+    served: dict[int, int] = {}
+    deadline = time.monotonic() + 60
+    while len(served) < 2:
+        assert time.monotonic() < deadline, f"one worker served alone: {served}"
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: infer_outputs(server, "marked"), range(16)))
+        served |= {pid: loaded for pid, loaded in answers}
+    return served
+
+
+def infer_outputs(server: GunicornServer, model: str) -> tuple[int, int]:
+    answer = requests.post(f"{server.url}/v2/models/{model}/infer", json=BODY, timeout=30)
+    assert answer.status_code == 200, answer.text
+    pid, loaded = (output["data"][0] for output in answer.json()["outputs"])
+    return pid, loaded
+
+
+def test_a_load_that_fails_in_one_worker_is_rolled_back_in_all(server: GunicornServer) -> None:
     marks = server.config.parent / "marks"
-    _, broken = sorted(worker_pids(server))
+    before = loads(server)
+    _, broken = sorted(before)
     (marks / str(broken)).touch()
     try:
-        # Whichever worker takes the request, the answer names the failure in the other.
+        # Whichever worker takes the request, the answer names the failure in the other, and
+        # both keep serving the load they had: not the new one, and not nothing.
         for _ in range(6):
             answer = requests.post(f"{server.url}/v2/repository/models/marked/load", timeout=60)
             assert answer.status_code == 503
             assert answer.json()["error"] == (
                 "model 'marked' version '1' failed to load: "
-                f"OSError: weights are corrupt in {broken} (in worker {broken})"
+                f"OSError: weights are corrupt in {broken} (in worker {broken}); "
+                "the load was rolled back in every worker"
             )
+            assert loads(server) == before
         grpc_url = f"127.0.0.1:{server.grpc_port}"
         failed = run_client("triton_grpc.py", "load", grpc_url, "marked")["error"]
         assert failed["status"] == "StatusCode.UNAVAILABLE"
-        assert f"weights are corrupt in {broken}" in failed["message"]
+        assert f"(in worker {broken}); the load was rolled back" in failed["message"]
+        assert loads(server) == before
+
+        # Unloaded first, a failed load leaves it unloaded everywhere: nobody serves the new one.
+        assert requests.post(f"{server.url}/v2/repository/models/marked/unload", timeout=60).ok
+        answer = requests.post(f"{server.url}/v2/repository/models/marked/load", timeout=60)
+        assert answer.status_code == 503, answer.text
+        assert {status for status, _, _ in spread(server, "marked", 20)} == {503}
     finally:
         (marks / str(broken)).unlink()
     assert requests.post(f"{server.url}/v2/repository/models/marked/load", timeout=60).ok
-    assert {status for status, _, _ in spread(server, "marked", 20)} == {200}
+    after = loads(server)
+    assert after.keys() == before.keys() and all(after[pid] > before[pid] for pid in before)
 
 
 def test_a_killed_worker_is_replaced_and_follows_the_current_state(
@@ -190,20 +243,36 @@ def test_a_killed_worker_is_replaced_and_follows_the_current_state(
 
 def test_workers_started_by_a_hup_follow_the_current_state(server: GunicornServer) -> None:
     assert requests.post(f"{server.url}/v2/repository/models/pid/unload", timeout=60).ok
-    old = worker_pids(server)
-    server.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 60
-    while True:  # until two new workers answer, and only they
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda _: infer(server, "probe"), range(16)))
-        pids = {pid for _, pid, _ in answers}
-        if len(pids) == 2 and not pids & old:
-            break
-        assert time.monotonic() < deadline, "the HUP did not replace the workers"
-        time.sleep(0.2)
+    replaced_after_hup(server)
     assert {status for status, _, _ in spread(server, "pid", 40)} == {503}
     assert requests.post(f"{server.url}/v2/repository/models/pid/load", timeout=60).ok
     assert {status for status, _, _ in spread(server, "pid", 40)} == {200}
+
+
+def totals(server: GunicornServer) -> tuple[list[int], list[int]]:
+    """`counted`'s success count, asked 4 times over REST and 6 over gRPC (tritonclient)."""
+    grpc = run_client("triton_grpc.py", "stats", f"127.0.0.1:{server.grpc_port}", "counted")
+    return [rest_success_count(server, "counted") for _ in range(4)], grpc["success_counts"]
+
+
+def test_counts_of_workers_that_exit_stay_in_the_totals(server: GunicornServer) -> None:
+    before = rest_success_count(server, "counted")
+    sent = count_on_both(server)
+    # A SIGKILLed worker keeps the counts it wrote out, which it does at least every
+    # FORCED_SECONDS while they change: wait for that, with nobody asking for statistics.
+    time.sleep(2 * control.FORCED_SECONDS + 0.5)
+    victim = sent[-1]
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    assert victim not in worker_pids(server)  # once its replacement serves too
+    total = before + len(sent)
+    assert totals(server) == ([total] * 4, [total] * 6)
+
+    # A HUP stops every worker gracefully: each writes its counts as it exits, so all stay.
+    more = count_on_both(server)
+    replaced_after_hup(server)
+    total += len(more)
+    assert totals(server) == ([total] * 4, [total] * 6)
 
 
 @pytest.mark.parametrize("worker_class", ["sync", "gevent"])

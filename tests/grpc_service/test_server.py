@@ -19,7 +19,7 @@ from app import metrics
 from app.codec.proto_wire import InferCall, read_infer_call
 from app.errors import ModelUnavailable
 from config.settings import AuthSettings, OmiSettings, Settings
-from grpc_service import oip, omi
+from grpc_service import oip, omi, worker
 from grpc_service import server as sidecar
 from grpc_service.handlers import method_handlers
 from protos import grpc_service_pb2 as pb
@@ -365,3 +365,10 @@ def test_drain_reports_not_serving_ends_watches_and_keeps_serving_calls(app: Fla
     finally:
         # No Watch is left open to hold the stop for its whole (long) grace.
         assert running.stop(60).wait(30)
+
+
+def test_the_grpc_drain_gets_what_the_http_drain_left_of_the_grace_period() -> None:
+    reserve = worker.EXIT_RESERVE_SECONDS
+    assert worker.grace_left(30, since=100.0, now=104.0) == 26 - reserve
+    assert worker.grace_left(30, since=100.0, now=140.0) == 0  # nothing left: cut at once
+    assert worker.grace_left(30, since=None, now=140.0) == 30  # no SIGTERM (max_requests)
