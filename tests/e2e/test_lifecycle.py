@@ -106,13 +106,16 @@ def test_sighup_remounts_the_config_without_dropping_requests(tmp_path: Path) ->
     sent = 0
     stop = threading.Event()
     body = {"instances": [[6.8, 2.8, 4.8, 1.4]]}
+    # gunicorn stops the old workers as soon as it has spawned the new ones, so requests wait
+    # in the listen backlog while the new workers load their models: seconds on a loaded host.
+    # The test is about none being dropped, so timeouts are generous.
 
     def load() -> None:
         nonlocal sent
         session = requests.Session()
         while not stop.is_set():
             try:
-                answer = session.post(f"{server.url}/v1/models/iris:predict", json=body, timeout=10)
+                answer = session.post(f"{server.url}/v1/models/iris:predict", json=body, timeout=30)
                 if answer.status_code != 200:
                     failures.append(f"{answer.status_code} {answer.text}")
             except requests.RequestException as exc:
@@ -128,8 +131,8 @@ def test_sighup_remounts_the_config_without_dropping_requests(tmp_path: Path) ->
         server.signal(signal.SIGHUP)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            sum_ready = requests.get(f"{server.url}/v2/models/sum/ready", timeout=5).status_code
-            echo_gone = requests.get(f"{server.url}/v2/models/echo", timeout=5).status_code
+            sum_ready = requests.get(f"{server.url}/v2/models/sum/ready", timeout=30).status_code
+            echo_gone = requests.get(f"{server.url}/v2/models/echo", timeout=30).status_code
             if sum_ready == 200 and echo_gone == 404:
                 break
             time.sleep(0.2)
