@@ -7,9 +7,9 @@ import sys
 import tempfile
 
 from gunicorn.config import Config
-from gunicorn.glogging import Logger
 
 from app import logging as json_logging
+from app.gunicorn_logger import QuietAccessLogger
 from config.settings import REPORTED_ENV, ConfigError, Settings, load_settings
 
 
@@ -69,7 +69,7 @@ bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port
 #   the p99 (13 ms vs 37 ms): extra threads only queue for the GIL. gevent served REST as fast
 #   (with the fairness yield below) but its gRPC sidecar at half gthread's rate (977 vs 1,781).
 # - A model with `max_batch_size` needs that many requests in flight in one worker to fill a
-#   batch, so a worker gets as many threads as the largest batch (`tests/test_batching.py`).
+#   batch, so a worker gets as many threads as the largest batch (`tests/app/test_batching.py`).
 workers = int(os.environ.get("MODELPORT_WORKERS", "0")) or len(os.sched_getaffinity(0))
 worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "gthread")
 if worker_class == "gevent":
@@ -92,16 +92,8 @@ keepalive = 75
 accesslog = None
 
 
-class _Logger(Logger):
-    """gunicorn writes an access line per request whenever any logconfig is given, accesslog
-    or not: that line cost 20 % of a worker's time at 500 req/s (py-spy, bench/). Only an
-    explicit `--access-logfile` turns it on here."""
-
-    def _compute_access_log_enabled(self) -> bool:
-        return bool(self.cfg.accesslog)
-
-
-logger_class = _Logger
+# gunicorn's own access line is off unless `--access-logfile` is given (app/gunicorn_logger.py).
+logger_class = QuietAccessLogger
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -161,9 +153,9 @@ def _join_control(worker):
         return  # not Modelport's app: the sidecar's hook says so in the log
     from app import workers
 
+    # The app chose the control channel of MODELPORT_STATE_DIR (app/core.py); it joins here.
     # A sync worker that waits longer than `timeout` is killed by the master: stay under it.
-    timeout = min(workers.REPOSITORY_TIMEOUT_SECONDS, worker.cfg.timeout / 2)
-    workers.share(core.dataplane, os.environ["MODELPORT_STATE_DIR"], worker.ppid, timeout)
+    core.dataplane.workers.start(min(workers.REPOSITORY_TIMEOUT_SECONDS, worker.cfg.timeout / 2))
 
 
 def post_request(worker, req, environ, resp):

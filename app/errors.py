@@ -90,7 +90,18 @@ class WorkersUnresponsive(ModelUnavailable):
     reason = "workers_unresponsive"
 
 
-class DeadlineExceeded(ModelportError, TimeoutError):
-    """The request's deadline passed before it was answered."""
+def error_rows() -> dict[int, str]:
+    """Each HTTP status a `ModelportError` answers, with what it means (DESIGN §5's rows).
 
-    http_status, grpc_code, reason = 504, "DEADLINE_EXCEEDED", "deadline_exceeded"
+    The meaning is the summary line of every class that answers the status, in the order they
+    are defined here; the base class (any unexpected failure) is not a row of its own. The
+    OpenAPI document describes its error responses with these, so they cannot drift.
+    """
+    rows: dict[int, list[str]] = {}
+    pending = list(ModelportError.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        summary = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+        rows.setdefault(cls.http_status, []).append(summary)
+        pending.extend(cls.__subclasses__())
+    return {status: " ".join(rows[status]) for status in sorted(rows)}

@@ -6,6 +6,7 @@ Registered on the app, not a blueprint, because routing errors never reach bluep
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -18,7 +19,9 @@ log = logging.getLogger("modelport.http")
 _HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: PayloadTooLarge.reason}
 
 
-def error_body(status: int, reason: str, message: str, details: dict | None = None) -> bytes:
+def error_body(
+    status: int, reason: str, message: str, details: dict[str, Any] | None = None
+) -> bytes:
     """The error body in the configured form.
 
     `oip`: `{"error": message}`, the string tritonclient and kserve's clients read. `detailed`:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, current_app
 
 from app.codec import binary as binary_codec
-from app.codec import rest as codec
-from app.codec.data_url import read_data_url
-from app.errors import InvalidInput, ModelUnavailable
+from app.codec import forms
+from app.codec.metadata import (
+    health_to_json,
+    model_list_to_json,
+    model_metadata_to_json,
+    server_metadata_to_json,
+)
+from app.errors import ModelUnavailable
 from app.types import InferRequest
-from blueprints import envelopes, schemas
 from blueprints.common import (
     dataplane,
     infer_response,
@@ -43,16 +45,14 @@ def _model_routes(rule: str, **options: object):
 @bp.get("/v2")
 def server_metadata() -> Response:
     """Server name, version and extensions."""
-    return json_response(dataplane().server_metadata().to_dict())
+    return json_response(server_metadata_to_json(dataplane().server_metadata()))
 
 
 @bp.get("/v2/health")
 def health() -> Response:
     """MLRun's health route: the server metadata, with liveness and readiness."""
     plane = dataplane()
-    return json_response(
-        {**plane.server_metadata().to_dict(), "live": True, "ready": plane.ready()}
-    )
+    return json_response(health_to_json(plane.server_metadata(), plane.ready()))
 
 
 @bp.get("/v2/health/live")
@@ -72,15 +72,13 @@ def ready() -> Response:
 @bp.get("/v2/models")
 def list_models() -> Response:
     """MLRun and KServe's model list: every name, and `name:version` for every version."""
-    entries = dataplane().repository_index()
-    names = list(dict.fromkeys(entry.name for entry in entries))
-    return json_response({"models": names + [f"{e.name}:{e.version}" for e in entries]})
+    return json_response(model_list_to_json(dataplane().repository_index()))
 
 
 @_model_routes("", methods=["GET"])
 def model_metadata(name: str, version: str | None = None) -> Response:
     """Model metadata: inputs, outputs, platform, versions."""
-    return json_response(dataplane().model_metadata(name, version).to_dict())
+    return json_response(model_metadata_to_json(dataplane().model_metadata(name, version)))
 
 
 @_model_routes("/ready", methods=["GET"])
@@ -96,63 +94,27 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @_model_routes("/predict", methods=["POST"])
 def infer(name: str, version: str | None = None) -> Response:
     """Inference with OIP tensors (JSON or binary), MLRun plain rows, or an MLRun `data_url`."""
-    payload, binary = read_infer_body()
-    request = infer_request(name, version, payload, binary)
+    request = infer_request(name, version)
     form = binary_codec.OutputForm.of(request)
     return infer_response(*binary_codec.response_body(dataplane().infer(request), form))
 
 
-def infer_request(
-    name: str, version: str | None, payload: Any, binary: memoryview | None
-) -> InferRequest:
-    """The internal request for any of the infer body's forms."""
-    if isinstance(payload, dict) and "data_url" in payload:
-        if "inputs" in payload:
-            raise InvalidInput("give either 'inputs' or 'data_url', not both")
-        _refuse_binary(binary, "a data_url")
-        envelope = schemas.load(schemas.INFER_REQUEST, {**payload, "inputs": []})
-        limits = current_app.extensions["modelport"].settings.server.limits
-        tensors = read_data_url(payload["data_url"], limits.data_roots, request_limit())
-        request = codec.request_from_v2(name, version, envelope, tensors)
-        request.cast_inputs = True
-        return request
-    envelope = envelopes.infer_request(payload)
-    inputs = envelope["inputs"]
-    if codec.is_tensor_form(inputs):
-        items = envelopes.input_tensors(inputs)
-        tensors = binary_codec.input_tensors(items, binary)
-        return codec.request_from_v2(name, version, envelope, tensors)
-    if not inputs:
-        raise InvalidInput("'inputs' is empty")
-    if any(isinstance(row, dict) for row in inputs):
-        raise InvalidInput("'inputs' mixes tensors and plain rows")
-    _refuse_binary(binary, "plain rows")
-    request = codec.request_from_v2(name, version, envelope, [codec.tensor_from_rows(inputs)])
-    request.cast_inputs = True
-    return request
-
-
-def _refuse_binary(binary: memoryview | None, form: str) -> None:
-    if binary is not None and len(binary):
-        raise InvalidInput(
-            f"{len(binary)} bytes of binary data follow the JSON header, but a request "
-            f"with {form} has no binary inputs to read them"
-        )
+def infer_request(name: str, version: str | None) -> InferRequest:
+    """The internal request of this request's `/infer` body, in any of its forms."""
+    payload, binary = read_infer_body()
+    limits = current_app.extensions["modelport"].settings.server.limits
+    return forms.request_from_body(
+        name, version, payload, binary, data_roots=limits.data_roots, limit=request_limit()
+    )
 
 
 @_model_routes("/infer_dict", methods=["POST"])
 @_model_routes("/predict_dict", methods=["POST"])
 def infer_dict(name: str, version: str | None = None) -> Response:
     """MLRun's `infer_dict`: rows of `{feature: value}` in the model's declared feature order."""
-    payload = schemas.load(schemas.INFER_DICT_REQUEST, read_json())
     plane = dataplane()
-    model = plane.model(name, version)
-    if not model.features:
-        raise InvalidInput(
-            f"model '{name}' declares no feature order; add 'features:' to its config entry"
-        )
-    tensor = codec.tensor_from_records(payload["inputs"], model.features)
-    request = codec.request_from_v2(name, version, payload, [tensor])
-    request.cast_inputs = True
+    request = forms.request_from_records(
+        name, version, read_json(), lambda: plane.model(name, version)
+    )
     form = binary_codec.OutputForm.of(request)
     return infer_response(*binary_codec.response_body(plane.infer(request), form))

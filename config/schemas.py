@@ -11,7 +11,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from app.codec.datatypes import DATATYPES
+from vocabulary.datatypes import DATATYPES
 
 RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx", "python")
 _PORT = validate.Range(min=0, max=65535)
@@ -36,13 +36,12 @@ class TensorSchema(_Strict):
 
 class ExplainSchema(_Strict):
     background = fields.String(metadata={"description": ".npy or CSV rows of background data"})
+    # Defaults: `config.settings.ExplainSettings`, the one place they are set.
     samples = fields.Integer(
-        load_default=256,
         validate=validate.Range(min=1),
         metadata={"description": "coalitions per explained row; 2^features or more is exact"},
     )
     time_limit_ms = fields.Float(
-        load_default=5000.0,
         validate=validate.Range(min=1),
         metadata={"description": "a model-agnostic explanation gives up (400) after this long"},
     )
@@ -152,7 +151,7 @@ def strip_unknown(schema: Schema, data: Any, path: str) -> tuple[Any, list[str]]
     return kept, unknown
 
 
-def _strip_field(field: fields.Field, value: Any, where: str) -> tuple[Any, list[str]]:
+def _strip_field(field: fields.Field[Any], value: Any, where: str) -> tuple[Any, list[str]]:
     if isinstance(field, fields.Nested) and isinstance(field.schema, Schema):
         return strip_unknown(field.schema, value, where)
     inner = field.inner if isinstance(field, fields.List) else None

@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError
 
-from app.types import TensorSpec
 from config.interpolate import InterpolationError, interpolate
 from config.schemas import ModelSchema, ServerSchema, TopSchema, flatten_messages, strip_unknown
+from vocabulary.tensor_spec import TensorSpec
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "models.yaml"
 #: Set by gunicorn.conf.py in the master to the file whose warnings it logged, so that each
@@ -219,7 +219,9 @@ def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> Mo
         return ModelSettings(
             name=name, version=version, error="; ".join(flatten_messages(exc.messages, where))
         )
-    explain = data.get("explain") or {}
+    # What the entry leaves out keeps ExplainSettings' defaults (set there only).
+    explain = dict(data.get("explain") or {})
+    background = _resolve(base, explain.pop("background", None))
     return ModelSettings(
         name=data["name"],
         version=data["version"],
@@ -233,11 +235,7 @@ def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> Mo
         max_batch_size=data["max_batch_size"],
         batch_delay_ms=data["batch_delay_ms"],
         parameters=dict(data["parameters"]),
-        explain=ExplainSettings(
-            background=_resolve(base, explain.get("background")),
-            samples=explain.get("samples", 256),
-            time_limit_ms=explain.get("time_limit_ms", 5000.0),
-        ),
+        explain=ExplainSettings(background=background, **explain),
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
+from blueprints.factory import create_app
 from tests.server import E2E_CONFIG, ROOT, GunicornServer
 
 MODELS = ROOT / "models"

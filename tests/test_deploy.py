@@ -23,7 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app import create_app
+from blueprints.factory import create_app
 from config import entrypoint
 from config.settings import load_settings
 from tests import kserve_schema

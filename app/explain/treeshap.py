@@ -162,7 +162,8 @@ def _contributions(paths: LeafPaths, part: slice, rows: np.ndarray) -> np.ndarra
     ones = np.where(np.isnan(x), paths.nan_follows[part, :, np.newaxis], inside)
     ones = (ones | paths.padding[part, :, np.newaxis]).astype(np.float64)
     weights = _extended_weights(zeros, ones)
-    return _unwound_sums(weights, zeros, ones) * (ones - zeros[..., np.newaxis])
+    shares: np.ndarray = _unwound_sums(weights, zeros, ones) * (ones - zeros[..., np.newaxis])
+    return shares
 
 
 def _extended_weights(zeros: np.ndarray, ones: np.ndarray) -> np.ndarray:

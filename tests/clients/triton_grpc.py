@@ -6,8 +6,10 @@ Scenarios: `tour` (metadata, readiness, typed and raw infer, every datatype, a s
 repository, statistics, config), `compare` (the same request over REST and gRPC for every example
 model), `descriptors` (field tables of Triton's own protos, for the wire-identity test),
 `stats MODEL` (its success count, asked on several new connections), `load MODEL` and
-`unload MODEL` (the repository call's error, if any), `extensions` (each extension the server
-metadata lists, exercised over REST and gRPC by `EXTENSION_PROBES`).
+`unload MODEL` (the repository call's error, if any), `columns MODEL MATRIX_MODEL [VERSION]`
+(a model whose inputs are declared one per feature, against the same model taking one matrix),
+`extensions` (each extension the server metadata lists, exercised over REST and gRPC by
+`EXTENSION_PROBES`).
 """
 
 from __future__ import annotations
@@ -245,6 +247,61 @@ def repository(grpc_url: str, action: str, model: str) -> dict[str, Any]:
     return {"error": None}
 
 
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def _infer_columns(module: Any, client: Any, model: str, columns: dict[str, np.ndarray]) -> Any:
+    """The model's predictions for one FP32 tensor per feature, or the error it answered."""
+    items = []
+    for name, column in columns.items():
+        item = module.InferInput(name, list(column.shape), "FP32")
+        item.set_data_from_numpy(column)
+        items.append(item)
+    wanted = [module.InferRequestedOutput("predictions")]
+    try:
+        return client.infer(model, items, outputs=wanted).as_numpy("predictions").tolist()
+    except Exception as exc:
+        return {"error": _error(exc)}
+
+
+def columns(
+    grpc_url: str, http_url: str, model: str, matrix_model: str, version: str = ""
+) -> dict[str, Any]:
+    """Per-feature tensors over gRPC and HTTP, the bad forms' errors, and the matrix answer."""
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    rows = np.array(IRIS_ROWS, dtype=np.float32)
+    out: dict[str, Any] = {}
+    for label, module, client in (
+        ("grpc", grpcclient, grpcclient.InferenceServerClient(grpc_url)),
+        ("http", httpclient, httpclient.InferenceServerClient(http_url)),
+    ):
+        metadata = (
+            client.get_model_metadata(model, as_json=True)
+            if module is grpcclient
+            else client.get_model_metadata(model)
+        )
+        matrix = module.InferInput("input-0", list(rows.shape), "FP32")
+        matrix.set_data_from_numpy(rows)
+        expected = client.infer(matrix_model, [matrix], model_version=version)
+        expected = expected.as_numpy("predictions").tolist()
+        by_feature = {name: np.ascontiguousarray(rows[:, i]) for i, name in enumerate(FEATURES)}
+        shuffled = dict(reversed(list(by_feature.items())))  # order on the wire does not matter
+        missing = {name: by_feature[name] for name in FEATURES[:3]}
+        short = {**by_feature, FEATURES[1]: by_feature[FEATURES[1]][:1]}
+        out[label] = {
+            "inputs": metadata["inputs"],
+            "expected": expected,
+            "columns": _infer_columns(module, client, model, by_feature),
+            "shuffled": _infer_columns(module, client, model, shuffled),
+            "missing": _infer_columns(module, client, model, missing),
+            "short": _infer_columns(module, client, model, short),
+            "ready": client.is_server_ready(),
+        }
+    return out
+
+
 def descriptors() -> dict[str, Any]:
     from tritonclient.grpc import model_config_pb2, service_pb2
 
@@ -383,6 +440,8 @@ def main() -> int:
         result = descriptors()
     elif scenario == "stats":
         result = stats(sys.argv[2], sys.argv[3])
+    elif scenario == "columns":
+        result = columns(*sys.argv[2:7])
     elif scenario == "extensions":
         result = extensions(sys.argv[2], sys.argv[3])
     elif scenario in ("load", "unload"):
