@@ -67,6 +67,29 @@ class ONNXModel(Model):
         self.default_outputs = None
         self._dtypes = {spec.name: DATATYPE_TO_DTYPE[spec.datatype] for spec in self.inputs}
         self._graph_inputs = list(self.inputs)
+        self._graph_outputs = [spec.name for spec in self.outputs]
+        # Triton's `reshape`: tensors the graph takes or gives in another shape than declared.
+        self._reshape = dict(self.settings.reshape)
+
+    def check_declared(self) -> None:
+        """Declared outputs must be the graph's; so must the inputs of a graph with several.
+
+        A one-input graph takes its tensor under any name, and one matrix input may be declared
+        one input per feature (`app.runtimes.columns`). Raises ValueError naming the tensor.
+        """
+        unknown = [spec.name for spec in self.outputs if spec.name not in self._graph_outputs]
+        if unknown:
+            raise ValueError(
+                f"output '{unknown[0]}' is declared, but the graph has no such output "
+                f"(outputs: {self._graph_outputs})"
+            )
+        if len(self._dtypes) > 1:
+            missing = [spec.name for spec in self.inputs if spec.name not in self._dtypes]
+            if missing:
+                raise ValueError(
+                    f"input '{missing[0]}' is declared, but the graph has no such input "
+                    f"(inputs: {sorted(self._dtypes)})"
+                )
 
     def predict(
         self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
@@ -87,10 +110,28 @@ class ONNXModel(Model):
             arrays = self.session.run(wanted, feed)
         except InvalidArgument as exc:  # wrong rank or dimension for the graph: the caller's fault
             raise InvalidInput(f"model '{self.name}': {exc}") from None
-        return dict(zip(wanted, (np.asarray(array) for array in arrays), strict=True))
+        outputs = dict(zip(wanted, (np.asarray(array) for array in arrays), strict=True))
+        if self._reshape:
+            for spec in self.outputs:
+                if spec.name in outputs and spec.name in self._reshape:
+                    outputs[spec.name] = _declared_shape(outputs[spec.name], spec.shape)
+        return outputs
 
     def _feed(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Name, cast and lay out the arrays the way the graph declares its inputs."""
+        feed = self._named(inputs)
+        for name, shape in self._reshape.items():
+            if name in feed:
+                try:
+                    feed[name] = feed[name].reshape(shape)
+                except ValueError:
+                    raise InvalidInput(
+                        f"model '{self.name}': input '{name}' of shape {list(feed[name].shape)} "
+                        f"cannot take the shape {list(shape)} the model reshapes it to"
+                    ) from None
+        return feed
+
+    def _named(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if (
             len(self._dtypes) == 1
             and self.inputs != self._graph_inputs
@@ -111,6 +152,13 @@ class ONNXModel(Model):
                 f"missing {missing}, unknown {unknown}"
             )
         return {name: _cast(inputs[name], dtype) for name, dtype in self._dtypes.items()}
+
+
+def _declared_shape(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A graph output reshaped back to its declared shape (batch dimension kept)."""
+    if shape[:1] == (-1,) and array.ndim:
+        return array.reshape((len(array), *shape[1:]))
+    return array.reshape(shape)
 
 
 def _cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
