@@ -2,7 +2,8 @@
 
 The three libraries (xgboost, lightgbm, CatBoost) compute path-dependent TreeSHAP in C++ from the
 cover statistics stored in the trees, so no background data is needed, and the attributions plus
-the bias add up to the raw score (the margin before the link function) exactly, up to float32 rounding.
+the bias add up to the raw score (the margin before the link function) exactly, up to float32
+rounding.
 """
 
 from __future__ import annotations
