@@ -23,6 +23,7 @@ import pandas as pd
 from app.codec.datatypes import datatype_from_dtype
 from app.model import Model
 from app.runtimes.classifier import PREDICTIONS
+from app.runtimes.columns import checked_columns
 from app.types import TensorSpec
 
 #: MLflow's column types -> OIP datatypes (what a column of that type holds).
@@ -90,7 +91,10 @@ class MLflowModel(Model):
     def _data(self, inputs: dict[str, np.ndarray]) -> Any:
         """What the pyfunc model takes: a DataFrame of the columns, or the arrays."""
         if self.columns is not None:
-            return pd.DataFrame({name: self._column(name, inputs[name]) for name in self.columns})
+            columns = checked_columns(self.name, self.inputs, inputs)
+            return pd.DataFrame(
+                {name: self._column(name, c) for name, c in zip(self.columns, columns, strict=True)}
+            )
         if len(inputs) == 1 and len(self.inputs) <= 1:
             return next(iter(inputs.values()))
         return dict(inputs)
