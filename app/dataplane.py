@@ -258,7 +258,7 @@ class DataPlane:
         if overrides:
             raise InvalidInput(
                 f"load parameter '{overrides[0]}' is not supported: "
-                "models come from the config file"
+                "models come from the config file and its repositories"
             )
         self.workers.load(name)
 

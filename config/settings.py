@@ -50,7 +50,7 @@ class ModelSettings:
 
     name: str
     version: str = "1"  # several entries with one name are several versions
-    runtime: str = "python"  # sklearn | xgboost | lightgbm | onnx | python
+    runtime: str = "python"  # sklearn | xgboost | lightgbm | onnx | catboost | mlflow | python
     uri: Path | None = None  # model file, resolved against the config file's folder
     class_path: str | None = None  # runtime python: "module:Class"
     path: Path | None = None  # folder added to sys.path before importing class_path
