@@ -174,13 +174,10 @@ def _tensor(
     tensor: model_config_pb2.ModelInput | model_config_pb2.ModelOutput, batched: bool
 ) -> dict[str, Any]:
     data_type = model_config_pb2.DataType.Name(tensor.data_type)
-    datatype = DATATYPES_FROM_TRITON.get(data_type)
-    if datatype is None:
-        # Invalid here; the schema then names the tensor and the value in the entry's error.
-        datatype = data_type
     return {
         "name": tensor.name,
-        "datatype": datatype,
+        # TYPE_INVALID passes as it is: the schema names the tensor and value in the error.
+        "datatype": DATATYPES_FROM_TRITON.get(data_type, data_type),
         "shape": [-1, *tensor.dims] if batched else list(tensor.dims),
     }
 
