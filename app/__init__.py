@@ -45,7 +45,18 @@ def create_app(
     from app.dataplane import DataPlane
     from app.jsonprovider import OrjsonProvider
     from app.manager import ModelManager
-    from blueprints import config_ext, docs, errors, explain, hooks, metrics, repository, v1, v2
+    from blueprints import (
+        config_ext,
+        docs,
+        errors,
+        explain,
+        hooks,
+        metrics,
+        repository,
+        routed,
+        v1,
+        v2,
+    )
     from config.settings import load_settings
 
     overrides = dict(overrides or {})
@@ -70,5 +81,6 @@ def create_app(
     app.register_blueprint(v2.bp)
     app.register_blueprint(explain.bp)
     app.register_blueprint(config_ext.bp)
+    app.register_blueprint(routed.bp)
     app.register_blueprint(docs.bp)
     return app

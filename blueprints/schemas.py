@@ -10,6 +10,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from app.codec.routed import OPERATIONS
 from app.errors import InvalidInput
 from config.schemas import flatten_messages
 
@@ -54,6 +55,26 @@ class InferDictRequestSchema(_Envelope):
 class V1RequestSchema(_Envelope):
     instances = fields.Raw(metadata={"description": "rows for the model's first input"})
     inputs = fields.Raw(metadata={"description": "same as instances; wins when both are given"})
+
+
+class RoutedRequestSchema(Schema):
+    """A body-routed request (`POST /`, `POST /v2/infer`, stream messages): the routing keys,
+    then the body of the operation (OIP v2, MLRun rows or records, or v1 `instances`)."""
+
+    class Meta:
+        unknown = "include"  # marshmallow.INCLUDE: the operation's own body keys
+
+    model = fields.String(
+        required=True, metadata={"description": "model name, or 'name:version'", "example": "iris"}
+    )
+    version = fields.String(metadata={"description": "model version; default the latest ready"})
+    operation = fields.String(
+        validate=validate.OneOf(OPERATIONS),
+        metadata={"description": "what to do; default infer"},
+    )
+    id = fields.String(metadata={"description": "request id, answered back; made when absent"})
+    inputs = fields.Raw(metadata={"description": "OIP tensors, MLRun rows or infer_dict records"})
+    instances = fields.Raw(metadata={"description": "KServe v1 rows; answered in v1 form"})
 
 
 class StrictBoolean(fields.Boolean):

@@ -7,11 +7,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 
 from app.codec import binary as binary_codec
-from app.codec import rest as codec
-from app.codec.data_url import read_data_url
-from app.errors import InvalidInput, ModelUnavailable
+from app.codec import forms
+from app.errors import ModelUnavailable
 from app.types import InferRequest
-from blueprints import envelopes, schemas
 from blueprints.common import (
     dataplane,
     infer_response,
@@ -105,54 +103,20 @@ def infer(name: str, version: str | None = None) -> Response:
 def infer_request(
     name: str, version: str | None, payload: Any, binary: memoryview | None
 ) -> InferRequest:
-    """The internal request for any of the infer body's forms."""
-    if isinstance(payload, dict) and "data_url" in payload:
-        if "inputs" in payload:
-            raise InvalidInput("give either 'inputs' or 'data_url', not both")
-        _refuse_binary(binary, "a data_url")
-        envelope = schemas.load(schemas.INFER_REQUEST, {**payload, "inputs": []})
-        limits = current_app.extensions["modelport"].settings.server.limits
-        tensors = read_data_url(payload["data_url"], limits.data_roots, request_limit())
-        request = codec.request_from_v2(name, version, envelope, tensors)
-        request.cast_inputs = True
-        return request
-    envelope = envelopes.infer_request(payload)
-    inputs = envelope["inputs"]
-    if codec.is_tensor_form(inputs):
-        items = envelopes.input_tensors(inputs)
-        tensors = binary_codec.input_tensors(items, binary)
-        return codec.request_from_v2(name, version, envelope, tensors)
-    if not inputs:
-        raise InvalidInput("'inputs' is empty")
-    if any(isinstance(row, dict) for row in inputs):
-        raise InvalidInput("'inputs' mixes tensors and plain rows")
-    _refuse_binary(binary, "plain rows")
-    request = codec.request_from_v2(name, version, envelope, [codec.tensor_from_rows(inputs)])
-    request.cast_inputs = True
-    return request
-
-
-def _refuse_binary(binary: memoryview | None, form: str) -> None:
-    if binary is not None and len(binary):
-        raise InvalidInput(
-            f"{len(binary)} bytes of binary data follow the JSON header, but a request "
-            f"with {form} has no binary inputs to read them"
-        )
+    """The internal request for any of the infer body's forms (`app.codec.forms`)."""
+    limits = current_app.extensions["modelport"].settings.server.limits
+    return forms.request_from_body(
+        name, version, payload, binary, data_roots=limits.data_roots, limit=request_limit()
+    )
 
 
 @_model_routes("/infer_dict", methods=["POST"])
 @_model_routes("/predict_dict", methods=["POST"])
 def infer_dict(name: str, version: str | None = None) -> Response:
     """MLRun's `infer_dict`: rows of `{feature: value}` in the model's declared feature order."""
-    payload = schemas.load(schemas.INFER_DICT_REQUEST, read_json())
     plane = dataplane()
-    model = plane.model(name, version)
-    if not model.features:
-        raise InvalidInput(
-            f"model '{name}' declares no feature order; add 'features:' to its config entry"
-        )
-    tensor = codec.tensor_from_records(payload["inputs"], model.features)
-    request = codec.request_from_v2(name, version, payload, [tensor])
-    request.cast_inputs = True
+    request = forms.request_from_records(
+        name, version, read_json(), lambda: plane.model(name, version)
+    )
     form = binary_codec.OutputForm.of(request)
     return infer_response(*binary_codec.response_body(plane.infer(request), form))
