@@ -17,7 +17,7 @@ from app.codec import binary as binary_codec
 from app.codec import explanation as explanation_codec
 from app.codec import forms
 from app.codec import rest as codec
-from app.codec.routed import Route, route_from_body
+from app.codec.routed import Route
 from app.dataplane import DataPlane
 from app.types import InferRequest
 from blueprints import envelopes
@@ -34,21 +34,19 @@ class Answer:
 
 def serve(
     plane: DataPlane,
-    payload: Any,
+    route: Route,
     binary: memoryview | None = None,
     *,
     data_roots: Sequence[Path] = (),
     limit: int,
-    transport_id: str | None = None,
 ) -> Answer:
-    """Answer one body-routed request.
+    """Answer one body-routed request, routed by `app.codec.routed.route_from_body`.
 
     `binary`, `data_roots` and `limit` are what an `/infer` body may use (binary tensor data,
     `data_url`). Raises what the route's operation raises over REST (`InvalidInput`,
     `ModelNotFound`, `ModelUnavailable`, `ModelFailed`, ...), the caller turns it into the
     error answer of its wire.
     """
-    route = route_from_body(payload, transport_id)
     name, version, body = route.model, route.version, route.payload
     operation = route.operation
     if operation == "metadata":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g
 
+from app.codec.routed import route_from_body
 from app.routed import serve
 from blueprints.common import dataplane, infer_response, read_infer_body, request_limit
 
@@ -19,10 +20,8 @@ bp = Blueprint("routed", __name__)
 def routed() -> Response:
     """Any operation of the model the body names: `{"model", "operation"?, ...its body}`."""
     payload, binary = read_infer_body()
-    if isinstance(payload, dict) and isinstance(payload.get("model"), str):
-        g.model = payload["model"].partition(":")[0]  # the metrics label (blueprints/hooks.py)
+    route = route_from_body(payload)
+    g.model = route.model  # the metrics label (blueprints/hooks.py)
     limits = current_app.extensions["modelport"].settings.server.limits
-    answer = serve(
-        dataplane(), payload, binary, data_roots=limits.data_roots, limit=request_limit()
-    )
+    answer = serve(dataplane(), route, binary, data_roots=limits.data_roots, limit=request_limit())
     return infer_response(answer.body, answer.json_length)

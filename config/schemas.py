@@ -122,6 +122,7 @@ class ServerSchema(_Strict):
 class TopSchema(_Strict):
     server = fields.Raw(load_default=dict)
     models = fields.List(fields.Raw(), load_default=list)
+    streams = fields.Raw(load_default=list)  # validated by config/streams.py
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> list[str]:

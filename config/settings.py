@@ -19,6 +19,7 @@ from marshmallow import ValidationError
 from app.types import TensorSpec
 from config.interpolate import InterpolationError, interpolate
 from config.schemas import ModelSchema, ServerSchema, TopSchema, flatten_messages
+from config.streams import StreamSettings, load_streams
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "models.yaml"
 _MODEL_SCHEMA = ModelSchema()
@@ -108,6 +109,7 @@ class Settings:
 
     server: ServerSettings = field(default_factory=ServerSettings)
     models: tuple[ModelSettings, ...] = ()
+    streams: tuple[StreamSettings, ...] = ()  # broker consumers (config/streams.py)
     source: Path | None = None  # the file these settings came from
 
 
@@ -151,6 +153,12 @@ def settings_from_dict(
         raise ConfigError("; ".join(flatten_messages(exc.messages, "server"))) from None
     except InterpolationError as exc:
         raise ConfigError(str(exc)) from None
+    try:
+        streams = load_streams(interpolate(top["streams"], environ, "streams"))
+    except ValidationError as exc:
+        raise ConfigError("; ".join(flatten_messages(exc.messages))) from None
+    except InterpolationError as exc:
+        raise ConfigError(str(exc)) from None
     models: list[ModelSettings] = []
     seen: set[tuple[str, str]] = set()
     for index, entry in enumerate(top["models"]):
@@ -164,7 +172,7 @@ def settings_from_dict(
             )
         seen.add(key)
         models.append(model)
-    return Settings(server=server, models=tuple(models), source=source)
+    return Settings(server=server, models=tuple(models), streams=streams, source=source)
 
 
 def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> ModelSettings:
