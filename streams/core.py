@@ -147,15 +147,17 @@ class Pool:
         """Give back a slot taken by `acquire` that `submit` did not use."""
         self._slots.release()
 
-    def submit(self, function: Callable[..., None], *args: Any) -> None:
-        """Run `function(*args)` in the slot taken by `acquire`; the slot frees when it ends."""
+    def submit(self, function: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        """Run `function` in the slot taken by `acquire`; the slot frees when it ends."""
         with self._idle:
             self._busy += 1
-        self._executor.submit(self._run, function, args)
+        self._executor.submit(self._run, function, args, kwargs)
 
-    def _run(self, function: Callable[..., None], args: tuple[Any, ...]) -> None:
+    def _run(
+        self, function: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         try:
-            function(*args)
+            function(*args, **kwargs)
         except Exception:  # a consumer's own handler must not lose the slot
             log.exception("stream handler failed")
         finally:

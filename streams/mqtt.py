@@ -96,6 +96,12 @@ class MqttConsumer(Consumer):
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
         if self.stopping.is_set():
             return  # not taken, not acknowledged: the session sends it again
+        try:
+            self._take(message)
+        except Exception:  # paho's network thread must live on; the message stays unacked
+            log.exception("stream %s: a message could not be taken", self.stream.name)
+
+    def _take(self, message: mqtt.MQTTMessage) -> None:
         properties = getattr(message, "properties", None)
         correlation = getattr(properties, "CorrelationData", None)
         topic = getattr(properties, "ResponseTopic", None) or self.stream.output
