@@ -101,6 +101,8 @@ class KafkaConsumer(Consumer):
 
     def run(self) -> None:
         """Join the group and consume until stopping."""
+        if self._client is not None:  # a retry after a failure: leave the group first
+            self._client.close()
         options = dict(self.stream.options)
         self._producer = Producer({**self._config, "linger.ms": 1, **options})
         client = self._client = KafkaClient(

@@ -37,6 +37,8 @@ class RedisConsumer(Consumer):
 
     def run(self) -> None:
         """Create the group if needed, then read, claim and report until stopping."""
+        if self._redis is not None:  # a retry after a failure: a fresh connection pool
+            self._redis.close()
         client = self._redis = redis.Redis.from_url(
             self.stream.url, health_check_interval=30, socket_keepalive=True
         )
