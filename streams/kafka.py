@@ -98,6 +98,8 @@ class KafkaConsumer(Consumer):
         self._offsets = Offsets()
         self._client: KafkaClient | None = None
         self._producer: Producer | None = None
+        # Partitions the group gave us: a record of one it took away is the new owner's.
+        self._assigned: set[tuple[str, int]] = set()
 
     def run(self) -> None:
         """Join the group and consume until stopping."""
@@ -114,7 +116,12 @@ class KafkaConsumer(Consumer):
                 **options,
             }
         )
-        client.subscribe([self.stream.input], on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        client.subscribe(
+            [self.stream.input],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
         log.info("stream %s: consuming in group %s", self.stream.name, self.stream.group)
         committed_at = lag_at = 0.0
         while not self.stopping.is_set():
@@ -140,6 +147,8 @@ class KafkaConsumer(Consumer):
                 log.warning("stream %s: %s", self.stream.name, error)
             return False
         topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if (topic, partition) not in self._assigned:
+            return False  # fetched before a rebalance: neither answered nor committed here
         self._offsets.take(topic, partition, offset)
         headers = list(message.headers() or [])
         defaults = {}
@@ -217,9 +226,13 @@ class KafkaConsumer(Consumer):
         except KafkaException as exc:
             log.warning("stream %s: commit failed: %s", self.stream.name, exc)
 
+    def _on_assign(self, client: KafkaClient, partitions: list[TopicPartition]) -> None:
+        self._assigned |= {(p.topic, p.partition) for p in partitions}
+
     def _on_revoke(self, client: KafkaClient, partitions: list[TopicPartition]) -> None:
         """Before the group moves partitions away, answer what was taken from them."""
         keys = [(p.topic, p.partition) for p in partitions]
+        self._assigned -= set(keys)
         deadline = time.monotonic() + 10.0
         producer = self._producer
         while self._offsets.busy(keys) and time.monotonic() < deadline:
