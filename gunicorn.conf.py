@@ -1,14 +1,60 @@
 """gunicorn settings for `gunicorn wsgi:app`; environment variables override each default."""
 
+import logging
 import os
 import shutil
+import sys
 import tempfile
 
-from gunicorn.glogging import Logger
+from gunicorn.config import Config
 
-from config.settings import load_settings
+from app import logging as json_logging
+from app.gunicorn_logger import QuietAccessLogger
+from config.settings import REPORTED_ENV, ConfigError, Settings, load_settings
 
-_settings = load_settings()
+
+def _checking_config() -> bool:
+    """Whether this gunicorn runs `--check-config` (from its arguments or GUNICORN_CMD_ARGS)."""
+    config = Config()
+    parser = config.parser()
+    for argv in (sys.argv[1:], config.get_cmd_args_from_env()):
+        try:
+            args, _ = parser.parse_known_args(argv)
+        except SystemExit:  # not gunicorn's command line (runpy from bench/, say)
+            continue
+        if args.check_config:
+            return True
+    return False
+
+
+def _read_settings() -> Settings:
+    """The config file's settings, with each problem logged as one JSON line on stderr.
+
+    An unusable file ends gunicorn here with that one line: raised, the error would become
+    gunicorn's "Failed to read config file" and a traceback. Unknown keys are warnings, and the
+    server serves (DESIGN §2); `gunicorn --check-config` fails on them and on broken model
+    entries instead, so CI can be strict. The master logs them once for every worker.
+    """
+    json_logging.configure()
+    log = logging.getLogger("modelport.config")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
+    if _checking_config():
+        problems = [*settings.warnings, *(model.error for model in settings.models if model.error)]
+        for problem in problems:
+            log.error("%s", problem)
+        if problems:
+            raise SystemExit(1)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    os.environ[REPORTED_ENV] = str(settings.source)
+    return settings
+
+
+_settings = _read_settings()
 _server = _settings.server
 
 # Bind where the config file says (server.http), unless MODELPORT_BIND says otherwise.
@@ -23,7 +69,7 @@ bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port
 #   the p99 (13 ms vs 37 ms): extra threads only queue for the GIL. gevent served REST as fast
 #   (with the fairness yield below) but its gRPC sidecar at half gthread's rate (977 vs 1,781).
 # - A model with `max_batch_size` needs that many requests in flight in one worker to fill a
-#   batch, so a worker gets as many threads as the largest batch (`tests/test_batching.py`).
+#   batch, so a worker gets as many threads as the largest batch (`tests/app/test_batching.py`).
 workers = int(os.environ.get("MODELPORT_WORKERS", "0")) or len(os.sched_getaffinity(0))
 worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "gthread")
 if worker_class == "gevent":
@@ -46,16 +92,8 @@ keepalive = 75
 accesslog = None
 
 
-class _Logger(Logger):
-    """gunicorn writes an access line per request whenever any logconfig is given, accesslog
-    or not: that line cost 20 % of a worker's time at 500 req/s (py-spy, bench/). Only an
-    explicit `--access-logfile` turns it on here."""
-
-    def _compute_access_log_enabled(self) -> bool:
-        return bool(self.cfg.accesslog)
-
-
-logger_class = _Logger
+# gunicorn's own access line is off unless `--access-logfile` is given (app/gunicorn_logger.py).
+logger_class = QuietAccessLogger
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -117,9 +155,9 @@ def _join_control(worker):
         return  # not Modelport's app: the sidecar's hook says so in the log
     from app import workers
 
+    # The app chose the control channel of MODELPORT_STATE_DIR (app/core.py); it joins here.
     # A sync worker that waits longer than `timeout` is killed by the master: stay under it.
-    timeout = min(workers.REPOSITORY_TIMEOUT_SECONDS, worker.cfg.timeout / 2)
-    workers.share(core.dataplane, os.environ["MODELPORT_STATE_DIR"], worker.ppid, timeout)
+    core.dataplane.workers.start(min(workers.REPOSITORY_TIMEOUT_SECONDS, worker.cfg.timeout / 2))
 
 
 def post_request(worker, req, environ, resp):

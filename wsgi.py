@@ -1,5 +1,5 @@
 """The WSGI entry point: `gunicorn wsgi:app` (settings from MODELPORT_CONFIG)."""
 
-from app import create_app
+from blueprints.factory import create_app
 
 app = create_app()

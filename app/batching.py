@@ -38,7 +38,7 @@ class _Item:
 
 def _key(
     inputs: dict[str, np.ndarray], parameters: dict[str, Any], names: tuple[str, ...]
-) -> tuple:
+) -> tuple[Any, ...]:
     """Requests batch together only when everything but the row count matches."""
     tensors = tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items()))
     return (tensors, names, repr(sorted(parameters.items())))

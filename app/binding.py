@@ -1,4 +1,4 @@
-"""Match a request's tensors to a model's declared inputs and outputs.
+"""Match a request's tensors to a model's declared inputs, and its answers to its outputs.
 
 Rules, as MLServer and KServe apply them: a single-input model takes its one tensor under any name;
 a multi-input model matches names exactly. Typed requests (OIP) must send the declared datatype, as
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.codec.datatypes import dtype_from_datatype
+from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
 from app.codec.tensors import as_bytes_array
-from app.errors import InvalidInput
+from app.errors import InvalidInput, ModelFailed, ModelportError
 from app.model import Model
 from app.types import InferRequest, Tensor, TensorSpec
 
@@ -99,3 +99,29 @@ def output_names(model: Model, request: InferRequest) -> list[str] | None:
     if model.default_outputs is not None:
         return list(model.default_outputs)
     return declared or None
+
+
+def output_tensor(
+    model: Model, name: str, value: object, spec: TensorSpec | None, what: str = "output"
+) -> Tensor:
+    """One array a model answered, as a tensor of its declared datatype.
+
+    Without a declaration the datatype is the one its dtype implies. Raises `ModelFailed` (the
+    model's fault, a 500) when the array cannot be sent as that datatype.
+    """
+    data = np.asarray(value)
+    try:
+        if spec is not None:
+            datatype = spec.datatype
+            data = (
+                as_bytes_array(data)
+                if datatype == "BYTES"
+                else data.astype(dtype_from_datatype(datatype), copy=False)
+            )
+        else:
+            datatype = datatype_from_dtype(data.dtype)
+            if datatype == "BYTES" and data.dtype.kind != "O":
+                data = as_bytes_array(data)
+    except (ValueError, TypeError, ModelportError) as exc:
+        raise ModelFailed(f"model '{model.name}' {what} '{name}' cannot be sent: {exc}") from exc
+    return Tensor(name, datatype, data)

@@ -7,19 +7,20 @@ forget them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
 from app import explaining, metrics
 from app.batching import Batcher, batch_size
-from app.binding import bind_inputs, output_names
-from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
-from app.codec.tensors import as_bytes_array
+from app.binding import bind_inputs, output_names, output_tensor
+from app.entries import ModelEntry
 from app.errors import (
     InvalidInput,
     ModelFailed,
@@ -27,7 +28,7 @@ from app.errors import (
     ModelportError,
     NotImplementedByModel,
 )
-from app.manager import ModelEntry, ModelManager
+from app.manager import ModelManager
 from app.model import Model
 from app.stats import ModelStats, StatsRegistry
 from app.types import InferRequest, InferResponse, ModelMetadata, ServerMetadata, Tensor
@@ -35,18 +36,36 @@ from app.workers import Workers
 
 log = logging.getLogger("modelport.dataplane")
 
-#: Triton extension names for what Modelport actually serves (reference §2.3).
-EXTENSIONS = ("model_repository", "statistics", "parameters")
+#: Triton's names for the extensions Modelport really serves (reference §2.3), REST and gRPC
+#: alike; tests/test_extensions_e2e.py exercises each one. Not served, so not listed:
+#: `classification` (a requested output's `classification` parameter is ignored), `sequence` and
+#: `schedule_policy` (their parameters are accepted but ignored), the shared-memory extensions
+#: (400), `model_repository(unload_dependents)` (no model depends on another), trace, logging.
+EXTENSIONS = (
+    "binary_tensor_data",
+    "model_configuration",
+    "model_repository",
+    "parameters",
+    "statistics",
+)
 
 
 class DataPlane:
     """Protocol-neutral operations on the models of one `ModelManager`."""
 
-    def __init__(self, manager: ModelManager, server_name: str, server_version: str) -> None:
+    def __init__(
+        self,
+        manager: ModelManager,
+        server_name: str,
+        server_version: str,
+        workers: Workers | None = None,
+    ) -> None:
         self.manager = manager
-        self.stats = StatsRegistry()
-        #: This process alone; `app.workers.share` makes it server-wide under gunicorn.
-        self.workers = Workers(manager, self.stats)
+        #: How repository changes and statistics reach the server's other processes (none by
+        #: default; `app.core.workers_for` picks the control channel under gunicorn). It owns
+        #: the counters this data plane records into, since it is what adds them up.
+        self.workers = workers or Workers(manager, StatsRegistry())
+        self.stats = self.workers.stats
         # A batcher holds its model (it calls it), so entries leave only through `_retire`.
         self._batchers: dict[Model, Batcher] = {}
         self._batchers_lock = threading.Lock()
@@ -110,31 +129,17 @@ class DataPlane:
         Raises `ModelNotFound`, `ModelUnavailable`, `InvalidInput`, or `ModelFailed` when the
         model itself raised (its traceback goes to the log, its message to the client).
         """
-        started = time.perf_counter_ns()
+        account = _Account(self.stats)
         model = self.manager.get(request.model_name, request.model_version)
         inputs = bind_inputs(model, request)
         names = output_names(model, request)
-        infer_started = time.perf_counter_ns()
-        try:
+        with account.call(model):
+            infer_started = time.perf_counter_ns()
             result = self._predict(model, inputs, request.parameters, names or ())
-        except ModelportError:
-            self._record_failure(model, started)
-            raise
-        except Exception as exc:
-            raise self._model_failed(model, started, exc) from exc
-        infer_ns = time.perf_counter_ns() - infer_started
-        try:
+            infer_ns = time.perf_counter_ns() - infer_started
+            # An output the model made but that cannot be sent counts as a failure too.
             outputs = self._outputs(model, result, names)
-        except ModelportError:  # the model answered something that cannot be sent
-            self._record_failure(model, started)
-            raise
-        self.stats.record_success(
-            model.name,
-            model.version,
-            batch_size(inputs),
-            time.perf_counter_ns() - started,
-            infer_ns,
-        )
+            account.success(batch_size(inputs), infer_ns)
         return InferResponse(
             model_name=model.name,
             model_version=model.version,
@@ -153,37 +158,22 @@ class DataPlane:
         `ModelNotFound`, `ModelUnavailable`, `NotImplementedByModel` (no `process`), or
         `ModelFailed` when the model raised.
         """
-        started = time.perf_counter_ns()
+        account = _Account(self.stats)
         model = self.manager.get(name, version)
         process = getattr(model, "process", None)
         if not callable(process):
             raise NotImplementedByModel(f"model '{model.name}' has no process(item) method")
-        try:
-            result = process(item)
-        except ModelportError:
-            self._record_failure(model, started)
-            raise
-        except Exception as exc:
-            raise self._model_failed(model, started, exc) from exc
-        elapsed = time.perf_counter_ns() - started
+        with account.call(model):
+            result: Mapping[str, bytes] = process(item)
+            account.success(1)
         metrics.observe_batch(model.name, 1)
-        self.stats.record_success(model.name, model.version, 1, elapsed, elapsed)
         return result
-
-    def _record_failure(self, model: Model, started: int) -> None:
-        self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - started)
-
-    def _model_failed(self, model: Model, started: int, exc: Exception) -> ModelFailed:
-        """Count and log a model's own exception; the 500 its caller sees (message only)."""
-        self._record_failure(model, started)
-        log.exception("model '%s' version '%s' raised", model.name, model.version)
-        return ModelFailed(f"model '{model.name}' failed: {str(exc) or type(exc).__name__}")
 
     def _predict(
         self,
         model: Model,
         inputs: dict[str, np.ndarray],
-        parameters: dict,
+        parameters: dict[str, Any],
         names: Collection[str],
     ) -> dict[str, np.ndarray]:
         """Call the model, through its dynamic batcher when `max_batch_size` asks for one."""
@@ -235,25 +225,7 @@ class DataPlane:
         for name in names if names is not None else list(result):
             if name not in result:
                 raise ModelFailed(f"model '{model.name}' returned no output '{name}'")
-            data = np.asarray(result[name])
-            spec = specs.get(name)
-            try:
-                if spec is not None:
-                    datatype = spec.datatype
-                    data = (
-                        as_bytes_array(data)
-                        if datatype == "BYTES"
-                        else data.astype(dtype_from_datatype(datatype), copy=False)
-                    )
-                else:
-                    datatype = datatype_from_dtype(data.dtype)
-                    if datatype == "BYTES" and data.dtype.kind != "O":
-                        data = as_bytes_array(data)
-            except (ValueError, TypeError, ModelportError) as exc:
-                raise ModelFailed(
-                    f"model '{model.name}' output '{name}' cannot be sent: {exc}"
-                ) from exc
-            outputs.append(Tensor(name, datatype, data))
+            outputs.append(output_tensor(model, name, result[name], specs.get(name)))
         return outputs
 
     def explain(self, request: InferRequest) -> InferResponse:
@@ -261,7 +233,8 @@ class DataPlane:
 
         Raises what `infer` raises, and `NotImplementedByModel` for a model that cannot explain.
         """
-        return explaining.explain(self, request)
+        model = self.manager.get(request.model_name, request.model_version)
+        return explaining.explain(model, request, self.infer)
 
     # -- repository --------------------------------------------------------------------------
 
@@ -300,3 +273,48 @@ class DataPlane:
         else:
             entries = self.manager.entries(name)
         return self.workers.statistics((e.name, e.version) for e in entries)
+
+
+class _Account:
+    """The statistics of one call that reached a model: timed from the request's start.
+
+    `call` counts a failure for anything the model (or its output) raised, and turns an
+    exception that is not a `ModelportError` into `ModelFailed` (500, the model's message;
+    the traceback goes to the log). Work before `call` (lookup, binding) is not counted.
+    """
+
+    def __init__(self, stats: StatsRegistry) -> None:
+        self.stats = stats
+        self.started = time.perf_counter_ns()
+        self.model: Model | None = None
+
+    @contextlib.contextmanager
+    def call(self, model: Model) -> Iterator[None]:
+        """Account for the model call inside the `with` block."""
+        self.model = model
+        try:
+            yield
+        except ModelportError:
+            self._failure(model)
+            raise
+        except Exception as exc:
+            self._failure(model)
+            log.exception("model '%s' version '%s' raised", model.name, model.version)
+            raise ModelFailed(
+                f"model '{model.name}' failed: {str(exc) or type(exc).__name__}"
+            ) from exc
+
+    def success(self, rows: int, infer_ns: int | None = None) -> None:
+        """The call succeeded with `rows` inferences, `infer_ns` of its time in the model."""
+        assert self.model is not None  # only inside `call`
+        total = time.perf_counter_ns() - self.started
+        self.stats.record_success(
+            self.model.name,
+            self.model.version,
+            rows,
+            total,
+            total if infer_ns is None else infer_ns,
+        )
+
+    def _failure(self, model: Model) -> None:
+        self.stats.record_failure(model.name, model.version, time.perf_counter_ns() - self.started)

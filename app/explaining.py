@@ -4,42 +4,37 @@
 outputs are the predictions (what `infer` answers) followed by the explanation tensors, each
 marked with the output parameter `explanation: true`. Response parameters say how the
 attributions were computed (`explainer`) and what they add up to (`explained_output`).
-`explain_item` is the same operation for one OMI item.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from app.binding import bind_inputs
-from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
-from app.codec.explanation import EXPLANATION, explanation_item
-from app.codec.tensors import as_bytes_array
+from app.binding import bind_inputs, output_tensor
+from app.codec.explanation import EXPLANATION
 from app.errors import InvalidInput, ModelFailed, ModelportError
 from app.explain import Explainer, explainer_for, require_explainer
 from app.model import Model
 from app.types import InferRequest, InferResponse, RequestedOutput, Tensor, TensorSpec
 
-if TYPE_CHECKING:  # the data plane imports this module
-    from app.dataplane import DataPlane
-
 log = logging.getLogger("modelport.explain")
 
 
-def explain(plane: DataPlane, request: InferRequest) -> InferResponse:
-    """Predictions and attributions for one request.
+def explain(
+    model: Model, request: InferRequest, infer: Callable[[InferRequest], InferResponse]
+) -> InferResponse:
+    """Predictions and attributions for one request to `model`, predicted through `infer`.
 
     `request.outputs`, when given, selects among both the model's outputs and the explanation
     tensors. Raises `ModelNotFound`, `ModelUnavailable`, `NotImplementedByModel` (no way to
     explain this model: the message says what to configure), `InvalidInput` (bad inputs or
     outputs, over the explanation budget or time limit), or `ModelFailed`.
     """
-    model = plane.model(request.model_name, request.model_version)
     explainer = require_explainer(model)
     inputs = bind_inputs(model, request)
     batch = len(next(iter(inputs.values())))
@@ -49,7 +44,7 @@ def explain(plane: DataPlane, request: InferRequest) -> InferResponse:
     asked, explanation = _split_outputs(model, request, specs)
     predictions: list[Tensor] = []
     if asked is None or asked:
-        predictions = plane.infer(dataclasses.replace(request, outputs=asked)).outputs
+        predictions = infer(dataclasses.replace(request, outputs=asked)).outputs
     tensors: list[Tensor] = []
     if explanation is None or explanation:
         result = _run(model, explainer, inputs, request.parameters)
@@ -75,22 +70,6 @@ def explanation_specs(model: Model) -> list[TensorSpec]:
         log.exception("explainer of model '%s' version '%s' failed", model.name, model.version)
         return []
     return explainer.outputs() if explainer is not None else []
-
-
-def explain_item(plane: DataPlane, model_name: str, item: Mapping[str, bytes]) -> dict[str, bytes]:
-    """OMI `Run` with `explain=true`, for one item: `{"explanation.json": <v1 explain body>}`.
-
-    The item is read by the OMI default adapter (`app.codec.omi.request_from_item`: `.npy` or
-    JSON rows, cast to the model's input types), so its attributions are those that v1 and v2
-    answer for the same rows. Raises what `explain` raises, and `InvalidInput` for an item the
-    adapter cannot read; the OMI servicer turns either into that item's error.
-    """
-    # Imported here: the OMI codec needs the generated protos, which the data plane does not.
-    from app.codec.omi import request_from_item
-
-    model = plane.model(model_name)
-    request = request_from_item(model_name, model.version, item, model.inputs)
-    return explanation_item(explain(plane, request))
 
 
 def _split_outputs(
@@ -148,12 +127,5 @@ def _tensor(
             f"model '{model.name}' explain output '{name}' has shape {list(data.shape)}; "
             f"explanation outputs must have one entry per input row ({batch})"
         )
-    try:
-        datatype = spec.datatype if spec is not None else datatype_from_dtype(data.dtype)
-        if datatype == "BYTES":
-            data = as_bytes_array(data)
-        else:
-            data = data.astype(dtype_from_datatype(datatype), copy=False)
-    except (TypeError, ValueError, ModelportError) as exc:
-        raise ModelFailed(f"model '{model.name}' explain output '{name}': {exc}") from exc
-    return Tensor(name, datatype, np.ascontiguousarray(data), {EXPLANATION: True})
+    tensor = output_tensor(model, name, data, spec, what="explain output")
+    return Tensor(name, tensor.datatype, np.ascontiguousarray(tensor.data), {EXPLANATION: True})

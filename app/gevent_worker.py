@@ -4,7 +4,7 @@ gunicorn's async workers decide whether a connection stays open when a request s
 self.alive: resp.force_close()`), then wait up to `keepalive` seconds for the next request.
 The worker only exits once no connection is left, so one client holding a kept-alive connection
 (a requests.Session, tritonclient, a balancer's pool) held a stopping gevent worker for all of
-`graceful_timeout`: 30.3 s with an idle Session, 2.7 s with gthread (tests/test_lifecycle.py).
+`graceful_timeout`: 30.3 s with an idle Session, 2.7 s with gthread (tests/e2e/test_lifecycle.py).
 
 Here, once the worker stops (SIGTERM, a HUP's SIGTERM, `max_requests`), a connection waits
 for its next request `LINGER_SECONDS` more at most: a request already on its way is still
@@ -25,7 +25,7 @@ from gunicorn.workers.ggevent import GeventWorker as GunicornGeventWorker
 LINGER_SECONDS = 2.0
 
 
-class GeventWorker(GunicornGeventWorker):
+class GeventWorker(GunicornGeventWorker):  # type: ignore[misc]  # gunicorn ships no types
     """gunicorn's gevent worker whose kept-alive connections end soon after it stops."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:

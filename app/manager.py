@@ -11,48 +11,14 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
+from app.entries import ModelEntry, ModelState
 from app.errors import ModelNotFound, ModelUnavailable
 from app.model import Model
 from app.runtimes import RUNTIME_CLASSES, import_class
 from config.settings import ModelSettings, Settings
 
 log = logging.getLogger("modelport.manager")
-
-
-class ModelState(StrEnum):
-    """Model version states, in Triton's repository-index words."""
-
-    LOADING = "LOADING"
-    READY = "READY"
-    UNAVAILABLE = "UNAVAILABLE"  # failed to load, or unloaded: `reason` says which
-    UNLOADING = "UNLOADING"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelEntry:
-    """One configured model version: its settings, state, and the loaded model when ready."""
-
-    settings: ModelSettings
-    state: ModelState
-    reason: str = ""
-    model: Model | None = None
-
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self.settings.name
-
-    @property
-    def version(self) -> str:
-        """The model's version string."""
-        return self.settings.version
-
-    @property
-    def ready(self) -> bool:
-        """True when requests can be served."""
-        return self.state is ModelState.READY and self.model is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +99,9 @@ class ModelManager:
             self._entries = {**self._entries, entry.name: ordered}
             self._retire(previous, entry)
 
-    def _retire(self, old: ModelEntry | None, new: ModelEntry | None = None) -> None:
+    def _retire(self, old: ModelEntry | None, new: ModelEntry) -> None:
         """The one place a model leaves service: tell `on_retire` about it."""
-        if old is None or old.model is None or (new is not None and new.model is old.model):
+        if old is None or old.model is None or new.model is old.model:
             return
         for callback in self.on_retire:
             callback(old.model)
@@ -174,7 +140,7 @@ class ModelManager:
         return versions
 
     def entry(self, name: str, version: str | None = None) -> ModelEntry:
-        """The entry serving `name` at `version` (None or "" = the latest configured version).
+        """The entry serving `name` at `version` (None or "" = the highest configured version).
 
         Raises `ModelNotFound` for an unknown name or version.
         """
@@ -261,33 +227,6 @@ class ModelManager:
         with self._lock:
             for entry in self._versions(name).values():
                 self._set(ModelEntry(entry.settings, ModelState.UNAVAILABLE, "unloaded"))
-
-    def mount(self, models: Iterable[ModelSettings]) -> None:
-        """Replace the configured model set (config reload): new ones load, removed ones go."""
-        with self._lock:
-            configured: dict[str, list[ModelSettings]] = {}
-            for model_settings in models:
-                configured.setdefault(model_settings.name, []).append(model_settings)
-            for name in set(self._entries) - set(configured):
-                removed = self._entries[name]
-                self._entries = {k: v for k, v in self._entries.items() if k != name}
-                for entry in removed.values():
-                    self._retire(entry)
-            for name, settings_list in configured.items():  # versions dropped from a kept name
-                kept = {model_settings.version for model_settings in settings_list}
-                versions = self._entries.get(name, {})
-                dropped = [entry for version, entry in versions.items() if version not in kept]
-                if dropped:
-                    remaining = {v: e for v, e in versions.items() if v in kept}
-                    self._entries = {**self._entries, name: remaining}
-                    for entry in dropped:
-                        self._retire(entry)
-            self._configured = configured
-            for settings_list in configured.values():
-                for model_settings in settings_list:
-                    current = self._entries.get(model_settings.name, {}).get(model_settings.version)
-                    if current is None or current.settings != model_settings:
-                        self._load_one(model_settings)
 
 
 def _instantiate_entry(settings: ModelSettings) -> ModelEntry:

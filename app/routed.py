@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from app.codec import binary as binary_codec
+from app.codec import envelopes, forms
 from app.codec import explanation as explanation_codec
-from app.codec import forms
 from app.codec import rest as codec
+from app.codec.metadata import model_metadata_to_json
 from app.codec.routed import Route
 from app.dataplane import DataPlane
 from app.types import InferRequest
-from blueprints import envelopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,9 @@ def serve(
     name, version, body = route.model, route.version, route.payload
     operation = route.operation
     if operation == "metadata":
-        return Answer(route, codec.dumps(plane.model_metadata(name, version).to_dict()))
+        return Answer(
+            route, codec.dumps(model_metadata_to_json(plane.model_metadata(name, version)))
+        )
     if operation == "ready":
         if not plane.model_ready(name, version):
             plane.model(name, version)  # raises the 503 that says why

@@ -2,7 +2,8 @@
 
 Counted inside the data plane, so REST and gRPC requests land in the same numbers. Each gunicorn
 worker counts its own; `app.workers` adds the workers' snapshots up (`ModelStats.merged`), carried
-between processes as `to_record` / `from_record` dicts.
+between processes as `to_record` / `from_record` dicts. The wire form is the codec's
+(`app.codec.statistics`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ class Duration:
         """Record `count` events that took `ns` nanoseconds in all."""
         self.count += count
         self.ns += ns
-
-    def to_dict(self) -> dict[str, int]:
-        """The JSON form."""
-        return {"count": self.count, "ns": self.ns}
 
     def __add__(self, other: Duration) -> Duration:
         return Duration(self.count + other.count, self.ns + other.ns)
@@ -97,45 +94,6 @@ class ModelStats:
             compute_infer=Duration(*record["compute_infer"]),
             batches={size: Duration(count, ns) for size, count, ns in record["batches"]},
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Triton's `$model_stat` (reference §6.1): REST answers it, gRPC parses it into proto.
-
-        Modelport times a request as a whole and the model call inside it, so queue,
-        compute_input and compute_output carry counts but no time: perf_analyzer requires the
-        three compute counts to be equal, and finds the version it measured by the queue count
-        that grew.
-        """
-        zero = {"count": 0, "ns": 0}
-        untimed = {"count": self.compute_infer.count, "ns": 0}
-        return {
-            "name": self.name,
-            "version": self.version,
-            "last_inference": self.last_inference,
-            "inference_count": self.inference_count,
-            "execution_count": self.execution_count,
-            "inference_stats": {
-                "success": self.success.to_dict(),
-                "fail": self.fail.to_dict(),
-                "queue": {"count": self.success.count, "ns": 0},
-                "compute_input": untimed,
-                "compute_infer": self.compute_infer.to_dict(),
-                "compute_output": untimed,
-                "cache_hit": zero,
-                "cache_miss": zero,
-            },
-            "batch_stats": [
-                {
-                    "batch_size": size,
-                    "compute_input": {"count": duration.count, "ns": 0},
-                    "compute_infer": duration.to_dict(),
-                    "compute_output": {"count": duration.count, "ns": 0},
-                }
-                for size, duration in sorted(self.batches.items())
-            ],
-            "memory_usage": [],
-            "response_stats": {},
-        }
 
 
 class StatsRegistry:

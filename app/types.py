@@ -6,25 +6,27 @@ tensors and receive an `InferResponse`, so the data plane has one shape to handl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from vocabulary.tensor_spec import TensorSpec
+
+# TensorSpec is part of the model API (`from app.types import TensorSpec`, README).
+__all__ = [
+    "InferRequest",
+    "InferResponse",
+    "ModelMetadata",
+    "Parameters",
+    "RequestedOutput",
+    "ServerMetadata",
+    "Tensor",
+    "TensorSpec",
+]
+
 Parameters = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class TensorSpec:
-    """Metadata of one model input or output, in OIP words (`-1` marks a variable dimension)."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The `$metadata_tensor` object of the OIP REST model metadata."""
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
 @dataclass(slots=True)
@@ -54,15 +56,19 @@ class RequestedOutput:
     parameters: Parameters = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class InferRequest:
-    """What every front door becomes (DESIGN §4)."""
+    """What every front door becomes (DESIGN §4), finished by the codec: nothing changes it.
+
+    An operation that needs a variant (explain asks inference for fewer outputs) makes one
+    with `dataclasses.replace`.
+    """
 
     model_name: str
     model_version: str | None
     id: str
-    inputs: list[Tensor]
-    outputs: list[RequestedOutput] | None = None
+    inputs: Sequence[Tensor]
+    outputs: Sequence[RequestedOutput] | None = None
     parameters: Parameters = field(default_factory=dict)
     # Protocol controls split off `parameters` by the codec (`app.codec.parameters`): the
     # front-ends honour them (`binary_data_output`), the model never sees them.
@@ -95,23 +101,6 @@ class ModelMetadata:
     #: Tensors the explain routes answer next to `outputs`; empty when the model cannot explain.
     explanation_outputs: tuple[TensorSpec, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """The OIP REST `$metadata_model_response` object.
-
-        `explanation_outputs` is an extra key, sent only when there are some: OIP clients
-        (tritonclient included) ignore keys they do not know.
-        """
-        body = {
-            "name": self.name,
-            "versions": list(self.versions),
-            "platform": self.platform,
-            "inputs": [spec.to_dict() for spec in self.inputs],
-            "outputs": [spec.to_dict() for spec in self.outputs],
-        }
-        if self.explanation_outputs:
-            body["explanation_outputs"] = [spec.to_dict() for spec in self.explanation_outputs]
-        return body
-
 
 @dataclass(frozen=True, slots=True)
 class ServerMetadata:
@@ -120,7 +109,3 @@ class ServerMetadata:
     name: str
     version: str
     extensions: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The OIP REST `$metadata_server_response` object."""
-        return {"name": self.name, "version": self.version, "extensions": list(self.extensions)}

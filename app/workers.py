@@ -18,8 +18,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.control import (
     ABORT,
@@ -34,9 +33,6 @@ from app.control import (
 from app.errors import ModelNotFound, ModelportError, ModelUnavailable, WorkersUnresponsive
 from app.manager import ModelManager, Prepared
 from app.stats import ModelStats, StatsRegistry
-
-if TYPE_CHECKING:
-    from app.dataplane import DataPlane
 
 log = logging.getLogger("modelport.workers")
 
@@ -69,6 +65,9 @@ class Workers:
     def statistics(self, versions: Iterable[Version]) -> list[ModelStats]:
         """The counters of each `(name, version)`, in the order asked."""
         return [self.stats.snapshot(name, version) for name, version in versions]
+
+    def start(self, timeout: float | None = None) -> None:
+        """Start taking part, before this process serves (nothing to do alone)."""
 
     def close(self) -> None:
         """Stop taking part (nothing to do alone)."""
@@ -108,12 +107,16 @@ class SharedWorkers(Workers):
             Watcher(channel.stats_request_path, self.answer_stats, name="modelport-stats", **every),
         )
 
-    def start(self) -> None:
+    def start(self, timeout: float | None = None) -> None:
         """Catch up with the desired state, join (acknowledge), then follow changes.
 
         Runs before the worker serves anything: a worker that replaces a dead one, or comes with
-        a HUP, never serves a model that was unloaded.
+        a HUP, never serves a model that was unloaded. `timeout`, when given, replaces how long
+        a repository change waits for the others (gunicorn's hook keeps it under the worker
+        timeout).
         """
+        if timeout is not None:
+            self.timeout = timeout
         self.sync(starting=True)
         for watcher in self._watchers:
             watcher.start()
@@ -310,25 +313,6 @@ class _Round:
             details["unresponsive_workers"] = sorted(self.missing)
         error = ModelUnavailable if self.failed else WorkersUnresponsive
         return error("; ".join(problems + ([then] if then else [])), details)
-
-
-def share(
-    plane: DataPlane,
-    directory: str | Path,
-    master: int,
-    timeout: float = REPOSITORY_TIMEOUT_SECONDS,
-) -> SharedWorkers:
-    """Make `plane`'s repository changes and statistics server-wide through `directory`.
-
-    Called in each gunicorn worker before it serves (gunicorn.conf.py); `master` is the
-    master's pid.
-    """
-    workers = SharedWorkers(
-        plane.manager, plane.stats, ControlChannel(directory, master), timeout=timeout
-    )
-    workers.start()
-    plane.workers = workers
-    return workers
 
 
 def _workers(pids: Iterable[int]) -> str:

@@ -40,7 +40,7 @@ def serve_grpc(port: int, workers: int) -> None:
     """A grpcio server answering every unary call with the same few bytes, until SIGTERM."""
     import grpc
 
-    from grpc_service.protos import grpc_service_pb2 as pb
+    from protos import grpc_service_pb2 as pb
 
     message = pb.ModelInferResponse(model_name="ceiling")
     message.outputs.add(name="y", datatype="FP32", shape=[1])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from grpc_service.protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2 as pb
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 GRPC_METHOD = "/inference.GRPCInferenceService/ModelInfer"

@@ -6,22 +6,25 @@ Registered on the app, not a blueprint, because routing errors never reach bluep
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from app.codec.rest import dumps
-from app.errors import ModelportError, Unauthenticated, UnsupportedMediaType
+from app.codec.rest import error_to_json
+from app.errors import ModelportError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 
 log = logging.getLogger("modelport.http")
+#: Reasons of werkzeug's own errors where its name would differ from ours for the same failure.
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: PayloadTooLarge.reason}
 
 
-def error_body(status: int, code: str, message: str, details: dict | None = None) -> bytes:
-    """The error body in the configured form (`oip` or `detailed`)."""
-    settings = current_app.extensions["modelport"].settings
-    if settings.server.errors == "detailed":
-        return dumps({"error": {"code": code, "message": message, "details": details or {}}})
-    return dumps({"error": message})
+def error_body(
+    status: int, reason: str, message: str, details: dict[str, Any] | None = None
+) -> bytes:
+    """The error body in the form this app's config selects (`app.codec.rest.error_to_json`)."""
+    form = current_app.extensions["modelport"].settings.server.errors
+    return error_to_json(form, status, reason, message, details)
 
 
 def _response(status: int, body: bytes) -> Response:
@@ -33,7 +36,7 @@ def handle_modelport_error(exc: ModelportError) -> Response:
     if exc.http_status >= 500:
         log.error("%s %s -> %d: %s", request.method, request.path, exc.http_status, exc.message)
     response = _response(
-        exc.http_status, error_body(exc.http_status, exc.code, exc.message, exc.details)
+        exc.http_status, error_body(exc.http_status, exc.reason, exc.message, exc.details)
     )
     if isinstance(exc, UnsupportedMediaType):
         response.headers["Accept-Encoding"] = "gzip, deflate"
@@ -50,9 +53,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
         405: f"method {request.method} is not allowed for {request.path}",
         413: "request body is larger than limits.max_request_bytes",
     }.get(status, exc.description or exc.name)
-    response = _response(
-        status, error_body(status, (exc.name or "error").lower().replace(" ", "_"), message)
-    )
+    reason = _HTTP_REASONS.get(status) or (exc.name or "error").lower().replace(" ", "_")
+    response = _response(status, error_body(status, reason, message))
     for key, value in exc.get_headers():
         if key.lower() != "content-type":
             response.headers[key] = value

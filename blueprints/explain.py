@@ -11,12 +11,10 @@ from flask import Blueprint, Response
 from app.codec import binary as binary_codec
 from app.codec import explanation as explanation_codec
 from app.codec import rest as codec
-from blueprints import schemas
 from blueprints.common import (
     dataplane,
     infer_response,
     raw_json_response,
-    read_infer_body,
     read_json,
 )
 from blueprints.v2 import infer_request  # the v2 infer body, every form
@@ -27,8 +25,7 @@ bp = Blueprint("explain", __name__)
 @bp.post("/v1/models/<name>:explain")
 def explain_v1(name: str) -> Response:
     """`{"predictions": [...], "explanations": [{"attributions", "base_values"}, ...]}`."""
-    payload = schemas.load(schemas.V1_REQUEST, read_json())
-    request = codec.request_from_v1(name, payload)
+    request = codec.request_from_v1(name, read_json())
     return raw_json_response(explanation_codec.explanation_to_v1(dataplane().explain(request)))
 
 
@@ -36,7 +33,6 @@ def explain_v1(name: str) -> Response:
 @bp.post("/v2/models/<name>/versions/<version>/explain")
 def explain_v2(name: str, version: str | None = None) -> Response:
     """The v2 infer body in, the v2 response out: predictions, then the explanation tensors."""
-    payload, binary = read_infer_body()
-    request = infer_request(name, version, payload, binary)
+    request = infer_request(name, version)
     form = binary_codec.OutputForm.of(request)
     return infer_response(*binary_codec.response_body(dataplane().explain(request), form))

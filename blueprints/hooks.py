@@ -7,8 +7,8 @@ import time
 
 from flask import Flask, Request, Response, current_app, g, request
 
-from app import Modelport, metrics
-from app.auth import Authenticator
+from app import metrics
+from app.core import Modelport
 from app.ids import hex_id
 from app.logging import request_id
 
@@ -60,7 +60,7 @@ def before_request() -> None:
     request_id.set(ctx.request_id)
     if req.endpoint in PUBLIC_ENDPOINTS:
         return
-    authenticator: Authenticator = current_app.extensions["modelport_auth"]
+    authenticator = current_app.extensions["modelport"].authenticator
     if authenticator.enabled:
         authenticator.verify(environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_API_KEY"))
 
@@ -105,8 +105,6 @@ def after_request(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Register the hooks and the authenticator on the app."""
-    settings = app.extensions["modelport"].settings
-    app.extensions["modelport_auth"] = Authenticator(settings.server.auth)
+    """Register the hooks on the app."""
     app.before_request(before_request)
     app.after_request(after_request)

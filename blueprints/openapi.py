@@ -4,8 +4,8 @@ Paths, methods and path parameters come from the Flask url_map, and summaries fr
 docstrings, so a route cannot exist without being documented. What an endpoint reads and answers
 (body, success schema, error statuses) comes from `blueprints.operations.OPERATIONS`, whose
 marshmallow schemas apispec turns into JSON Schema. An endpoint missing from that catalogue is
-still listed, with a 200 of unknown shape and a `default` error, and `tests/test_openapi.py`
-fails until it is described.
+still listed, with a 200 of unknown shape and a `default` error, and
+`tests/blueprints/test_openapi.py` fails until it is described.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from werkzeug.routing import Rule
 
-from app import __version__
 from app.codec.rest import dumps
+from app.version import __version__
 from blueprints.hooks import PUBLIC_ENDPOINTS
 from blueprints.operations import ERRORS, OPERATIONS, PARAMETERS, TAGS, Operation
-from blueprints.schemas import ErrorSchema
+from blueprints.schemas import DetailedErrorSchema, ErrorSchema
 
 OPENAPI_VERSION = "3.0.3"
 _EXTENSION_KEY = "modelport.openapi"
@@ -73,11 +73,14 @@ def build_document(app: Flask) -> dict[str, Any]:
         },
         tags=[{"name": name, "description": text} for name, text in TAGS.items()],
     )
-    secured = app.extensions["modelport"].settings.server.auth is not None
+    server = app.extensions["modelport"].settings.server
+    secured = server.auth is not None
     if secured:
         for scheme, definition in SECURITY_SCHEMES.items():
             spec.components.security_scheme(scheme, definition)
-    spec.components.schema("Error", schema=ErrorSchema)
+    # The one form this server answers (`server.errors`), so schemathesis checks it exactly.
+    error_schema = DetailedErrorSchema if server.errors == "detailed" else ErrorSchema
+    spec.components.schema("Error", schema=error_schema)
     for status, text in ERRORS.items():
         spec.components.response(
             _error_component(status),

@@ -14,6 +14,8 @@ from typing import Any
 
 from marshmallow import Schema
 
+from app.codec import schemas as requests
+from app.errors import error_rows
 from blueprints import schemas
 
 TAGS: dict[str, str] = {
@@ -29,18 +31,8 @@ TAGS: dict[str, str] = {
     "Docs": "This document and its viewer",
 }
 
-#: Each error status a view may answer, with what it means here (DESIGN §5).
-ERRORS: dict[int, str] = {
-    400: "Malformed body, wrong shape, datatype or size, or an unknown input",
-    401: "Missing or wrong credentials (only where server.auth is configured)",
-    403: "A data_url outside limits.data_roots (or data_url is switched off)",
-    404: "Model or version not found",
-    413: "Body (or its decompressed form) larger than limits.max_request_bytes",
-    415: "Unsupported content type or content encoding",
-    500: "The model raised while predicting (its message; the traceback is only logged)",
-    501: "Not implemented for this model",
-    503: "Model loading, unloaded, failed to load, or overloaded, or a worker lagged behind",
-}
+#: Each error status a view may answer, with what it means: read from the error hierarchy.
+ERRORS: dict[int, str] = error_rows()
 
 #: Path parameters shared by many routes, documented once as components.
 PARAMETERS: dict[str, dict[str, Any]] = {
@@ -52,7 +44,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "version": {
         "required": True,
-        "description": "Model version; paths without one use the latest ready version",
+        "description": "Model version; paths without one use the highest configured version",
         "schema": {"type": "string"},
         "example": "1",
     },
@@ -100,7 +92,7 @@ _INFER = Operation(
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     },
     errors=(*_BODY_ERRORS, 403, 404, 500, 503),
-    body=schemas.InferRequestSchema,
+    body=requests.InferRequestSchema,
     body_example={
         "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": _IRIS_ROW}]
     },
@@ -120,7 +112,7 @@ _INFER_DICT = Operation(
     tag="MLRun",
     content=_json(schemas.InferResponseSchema),
     errors=(*_BODY_ERRORS, 404, 500, 503),
-    body=schemas.InferDictRequestSchema,
+    body=requests.InferDictRequestSchema,
     body_example={
         "inputs": [
             {"sepal_length": 6.8, "sepal_width": 2.8, "petal_length": 4.8, "petal_width": 1.4}
@@ -144,7 +136,7 @@ OPERATIONS: dict[str, Operation] = {
         "KServe v1",
         _json(schemas.V1PredictResponseSchema),
         (*_BODY_ERRORS, 404, 500, 503),
-        body=schemas.V1RequestSchema,
+        body=requests.V1RequestSchema,
         body_example={"instances": [_IRIS_ROW, [6.0, 3.4, 4.5, 1.6]]},
     ),
     "v2.server_metadata": Operation("Metadata", _json(schemas.ServerMetadataSchema)),
@@ -178,7 +170,7 @@ OPERATIONS: dict[str, Operation] = {
         "Model repository",
         _json(schemas.RepositoryIndexEntrySchema(many=True)),
         _BODY_ERRORS,
-        body=schemas.RepositoryIndexRequestSchema,
+        body=requests.RepositoryIndexRequestSchema,
         body_required=False,
         body_example={"ready": True},
     ),
@@ -186,7 +178,7 @@ OPERATIONS: dict[str, Operation] = {
         "Model repository",
         _json(schemas.EmptySchema),
         (*_BODY_ERRORS, 404, 503),
-        body=schemas.RepositoryRequestSchema,
+        body=requests.RepositoryRequestSchema,
         body_required=False,
         body_example={},
     ),
@@ -194,7 +186,7 @@ OPERATIONS: dict[str, Operation] = {
         "Model repository",
         _json(schemas.EmptySchema),
         (*_BODY_ERRORS, 404, 503),
-        body=schemas.RepositoryRequestSchema,
+        body=requests.RepositoryRequestSchema,
         body_required=False,
         body_example={},
     ),
@@ -203,7 +195,7 @@ OPERATIONS: dict[str, Operation] = {
         "Explain",
         _json(schemas.V1ExplainResponseSchema),
         (*_BODY_ERRORS, 404, 500, 501, 503),
-        body=schemas.V1RequestSchema,
+        body=requests.V1RequestSchema,
         body_example={"instances": [_IRIS_ROW]},
     ),
     "explain.explain_v2": _EXPLAIN_V2,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from blueprints import schemas
+from app.codec import schemas
+from app.codec.metadata import repository_index_to_json
+from app.codec.statistics import statistics_to_json
 from blueprints.common import dataplane, json_response, read_json
 
 bp = Blueprint("repository", __name__)
@@ -15,13 +17,7 @@ def repository_index() -> Response:
     """A JSON array of `{name, version, state, reason}` (tritonclient posts an empty body)."""
     payload = schemas.load(schemas.REPOSITORY_INDEX_REQUEST, read_json(allow_empty=True))
     entries = dataplane().repository_index(ready_only=payload["ready"])
-    return json_response(
-        [
-            {"name": e.name, "version": e.version, "state": e.state.value}
-            | ({"reason": e.reason} if e.reason else {})
-            for e in entries
-        ]
-    )
+    return json_response(repository_index_to_json(entries))
 
 
 @bp.post("/v2/repository/models/<name>/load")
@@ -45,5 +41,4 @@ def unload_model(name: str) -> Response:
 @bp.get("/v2/models/<name>/versions/<version>/stats")
 def statistics(name: str | None = None, version: str | None = None) -> Response:
     """`{"model_stats": [...]}` in Triton's layout, one entry per model version, server-wide."""
-    stats = dataplane().statistics(name, version)
-    return json_response({"model_stats": [s.to_dict() for s in stats]})
+    return json_response(statistics_to_json(dataplane().statistics(name, version)))

@@ -1,60 +1,13 @@
-"""marshmallow schemas of the REST envelopes; tensor `data` stays `Raw` for numpy to read.
+"""marshmallow schemas of the REST answers and the error body, for the OpenAPI document.
 
-Unknown envelope keys are ignored (EXCLUDE): tritonclient's and kserve's clients send
-`model_name` and `id` at the top level. Schema instances are created once, here.
+The request envelopes are the codec's (`app.codec.schemas`), which validates them.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
 from app.codec.routed import OPERATIONS
-from app.errors import InvalidInput
-from config.schemas import flatten_messages
-
-
-class _Envelope(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-
-class RequestedOutputSchema(_Envelope):
-    name = fields.String(required=True)
-    parameters = fields.Dict(keys=fields.String())
-
-
-class InputTensorSchema(_Envelope):
-    name = fields.String(required=True)
-    shape = fields.List(fields.Integer(strict=True, validate=validate.Range(min=0)), required=True)
-    datatype = fields.String(required=True)
-    parameters = fields.Dict(keys=fields.String())
-    data = fields.Raw(metadata={"description": "flat or nested, row-major tensor data"})
-
-
-class InferRequestSchema(_Envelope):
-    id = fields.String()
-    parameters = fields.Dict(keys=fields.String())
-    inputs = fields.List(
-        fields.Raw(),
-        required=True,
-        metadata={"description": "OIP tensors, or MLRun plain rows"},
-    )
-    outputs = fields.List(fields.Nested(RequestedOutputSchema))
-
-
-class InferDictRequestSchema(_Envelope):
-    id = fields.String()
-    parameters = fields.Dict(keys=fields.String())
-    inputs = fields.Raw(
-        required=True, metadata={"description": "a {feature: value} object or a list of them"}
-    )
-
-
-class V1RequestSchema(_Envelope):
-    instances = fields.Raw(metadata={"description": "rows for the model's first input"})
-    inputs = fields.Raw(metadata={"description": "same as instances; wins when both are given"})
 
 
 class RoutedRequestSchema(Schema):
@@ -77,45 +30,37 @@ class RoutedRequestSchema(Schema):
     instances = fields.Raw(metadata={"description": "KServe v1 rows; answered in v1 form"})
 
 
-class StrictBoolean(fields.Boolean):
-    """JSON `true`/`false` only: marshmallow's Boolean also takes 0, 1 and "yes" (0 == False)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
-
-
-class RepositoryIndexRequestSchema(_Envelope):
-    ready = StrictBoolean(load_default=False)
-
-
-class RepositoryRequestSchema(_Envelope):
-    parameters = fields.Dict(keys=fields.String(), load_default=dict)
-
-
 class ErrorSchema(Schema):
-    error = fields.Raw(
-        required=True, metadata={"description": "a message, or {code, message, details}"}
+    """Every error with `errors: oip` (the default): what tritonclient and kserve's clients read."""
+
+    error = fields.String(required=True, metadata={"description": "what went wrong"})
+
+
+class ErrorDetailsSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # room for more machine-readable facts beside the reason
+
+    reason = fields.String(
+        required=True,
+        metadata={
+            "description": "machine-readable, one per failure (the README's Errors table)",
+            "example": "model_not_found",
+        },
     )
 
 
-INFER_REQUEST = InferRequestSchema()
-INPUT_TENSORS = InputTensorSchema(many=True)
-INFER_DICT_REQUEST = InferDictRequestSchema()
-V1_REQUEST = V1RequestSchema()
-REPOSITORY_INDEX_REQUEST = RepositoryIndexRequestSchema()
-REPOSITORY_REQUEST = RepositoryRequestSchema()
+class ErrorBodySchema(Schema):
+    code = fields.Integer(
+        required=True, metadata={"description": "the HTTP status", "example": 404}
+    )
+    message = fields.String(required=True, metadata={"example": "model 'nope' not found"})
+    details = fields.Nested(ErrorDetailsSchema, required=True)
 
 
-def load(schema: Schema, payload: Any) -> Any:
-    """Validate a parsed body; raises `InvalidInput` naming every offending key path."""
-    if not isinstance(payload, dict) and not schema.many:
-        raise InvalidInput("request body must be a JSON object")
-    try:
-        return schema.load(payload)
-    except ValidationError as exc:
-        raise InvalidInput("; ".join(flatten_messages(exc.messages))) from None
+class DetailedErrorSchema(Schema):
+    """Every error with `errors: detailed`."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
 
 
 # Response bodies. The views build these with dicts and orjson (fast path); the classes exist so

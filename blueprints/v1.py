@@ -7,7 +7,6 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from app.codec import rest as codec
-from blueprints import envelopes
 from blueprints.common import dataplane, json_response, raw_json_response, read_json
 
 bp = Blueprint("v1", __name__)
@@ -49,6 +48,5 @@ def model_ready(name: str) -> Response:
 @bp.post("/v1/models/<name>:predict")
 def predict(name: str) -> Response:
     """Predictions for `instances` (or `inputs`) rows, from the model's first output."""
-    payload = envelopes.v1_request(read_json())
-    request = codec.request_from_v1(name, payload)
+    request = codec.request_from_v1(name, read_json())
     return raw_json_response(codec.response_to_v1(dataplane().infer(request)))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, current_app
 
 from app.codec import binary as binary_codec
 from app.codec import forms
+from app.codec.metadata import (
+    health_to_json,
+    model_list_to_json,
+    model_metadata_to_json,
+    server_metadata_to_json,
+)
 from app.errors import ModelUnavailable
 from app.types import InferRequest
 from blueprints.common import (
@@ -41,16 +45,14 @@ def _model_routes(rule: str, **options: object):
 @bp.get("/v2")
 def server_metadata() -> Response:
     """Server name, version and extensions."""
-    return json_response(dataplane().server_metadata().to_dict())
+    return json_response(server_metadata_to_json(dataplane().server_metadata()))
 
 
 @bp.get("/v2/health")
 def health() -> Response:
     """MLRun's health route: the server metadata, with liveness and readiness."""
     plane = dataplane()
-    return json_response(
-        {**plane.server_metadata().to_dict(), "live": True, "ready": plane.ready()}
-    )
+    return json_response(health_to_json(plane.server_metadata(), plane.ready()))
 
 
 @bp.get("/v2/health/live")
@@ -70,15 +72,13 @@ def ready() -> Response:
 @bp.get("/v2/models")
 def list_models() -> Response:
     """MLRun and KServe's model list: every name, and `name:version` for every version."""
-    entries = dataplane().repository_index()
-    names = list(dict.fromkeys(entry.name for entry in entries))
-    return json_response({"models": names + [f"{e.name}:{e.version}" for e in entries]})
+    return json_response(model_list_to_json(dataplane().repository_index()))
 
 
 @_model_routes("", methods=["GET"])
 def model_metadata(name: str, version: str | None = None) -> Response:
     """Model metadata: inputs, outputs, platform, versions."""
-    return json_response(dataplane().model_metadata(name, version).to_dict())
+    return json_response(model_metadata_to_json(dataplane().model_metadata(name, version)))
 
 
 @_model_routes("/ready", methods=["GET"])
@@ -94,16 +94,14 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @_model_routes("/predict", methods=["POST"])
 def infer(name: str, version: str | None = None) -> Response:
     """Inference with OIP tensors (JSON or binary), MLRun plain rows, or an MLRun `data_url`."""
-    payload, binary = read_infer_body()
-    request = infer_request(name, version, payload, binary)
+    request = infer_request(name, version)
     form = binary_codec.OutputForm.of(request)
     return infer_response(*binary_codec.response_body(dataplane().infer(request), form))
 
 
-def infer_request(
-    name: str, version: str | None, payload: Any, binary: memoryview | None
-) -> InferRequest:
-    """The internal request for any of the infer body's forms (`app.codec.forms`)."""
+def infer_request(name: str, version: str | None) -> InferRequest:
+    """The internal request of this request's `/infer` body, in any of its forms."""
+    payload, binary = read_infer_body()
     limits = current_app.extensions["modelport"].settings.server.limits
     return forms.request_from_body(
         name, version, payload, binary, data_roots=limits.data_roots, limit=request_limit()

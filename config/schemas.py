@@ -1,4 +1,9 @@
-"""marshmallow schemas of the configuration file (DESIGN §2): unknown keys are errors."""
+"""marshmallow schemas of the configuration file (DESIGN §2).
+
+An unknown key is not an error of the file (DESIGN §2: the server still starts): `strip_unknown`
+takes it out, with its full path, before a schema loads the rest. The schemas themselves still
+refuse unknown keys, so a key that `strip_unknown` missed could never slip through unread.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from app.codec.datatypes import DATATYPES
+from vocabulary.datatypes import DATATYPES
 
 RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx", "python")
 _PORT = validate.Range(min=0, max=65535)
@@ -31,13 +36,12 @@ class TensorSchema(_Strict):
 
 class ExplainSchema(_Strict):
     background = fields.String(metadata={"description": ".npy or CSV rows of background data"})
+    # Defaults: `config.settings.ExplainSettings`, the one place they are set.
     samples = fields.Integer(
-        load_default=256,
         validate=validate.Range(min=1),
         metadata={"description": "coalitions per explained row; 2^features or more is exact"},
     )
     time_limit_ms = fields.Float(
-        load_default=5000.0,
         validate=validate.Range(min=1),
         metadata={"description": "a model-agnostic explanation gives up (400) after this long"},
     )
@@ -123,6 +127,39 @@ class TopSchema(_Strict):
     server = fields.Raw(load_default=dict)
     models = fields.List(fields.Raw(), load_default=list)
     streams = fields.Raw(load_default=list)  # validated by config/streams.py
+
+
+def strip_unknown(schema: Schema, data: Any, path: str) -> tuple[Any, list[str]]:
+    """`data` without the keys `schema` does not declare, and those keys' full paths.
+
+    Paths are written as users read them: `server.grpc.prot`, `models[2].bar`,
+    `models[0].inputs[1].dtype`. Values that are not mappings pass unchanged, so the schema
+    reports their type.
+    """
+    if not isinstance(data, dict):
+        return data, []
+    declared = {field.data_key or name: field for name, field in schema.fields.items()}
+    kept: dict[Any, Any] = {}
+    unknown: list[str] = []
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        field = declared.get(key) if isinstance(key, str) else None
+        if field is None:
+            unknown.append(where)
+            continue
+        kept[key], inner = _strip_field(field, value, where)
+        unknown.extend(inner)
+    return kept, unknown
+
+
+def _strip_field(field: fields.Field[Any], value: Any, where: str) -> tuple[Any, list[str]]:
+    if isinstance(field, fields.Nested) and isinstance(field.schema, Schema):
+        return strip_unknown(field.schema, value, where)
+    inner = field.inner if isinstance(field, fields.List) else None
+    if isinstance(inner, fields.Nested) and isinstance(value, list):
+        items = [strip_unknown(inner.schema, item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [item for item, _ in items], [path for _, paths in items for path in paths]
+    return value, []
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> list[str]:

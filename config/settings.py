@@ -1,34 +1,39 @@
 """Load and validate the configuration file into frozen settings (DESIGN §2).
 
-`load_settings` is a pure function of a path and an environment, so tests pass a dict. A problem in
-the `server` section stops the server (it cannot know what to serve); a problem in one model entry
-only marks that model as failed, by name, and the others serve.
+`load_settings` is a pure function of a path and an environment, so tests pass a dict. An unknown
+key anywhere is ignored and listed in `Settings.warnings` with its full path (the server still
+starts, DESIGN §2). A file that cannot be used at all (unreadable, not YAML, no `models`, a bad
+value in the `server` section) raises `ConfigError` with one line naming the file and the key; a
+problem in one model entry only marks that model as failed, by name, and the others serve.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from marshmallow import ValidationError
 
-from app.types import TensorSpec
 from config.interpolate import InterpolationError, interpolate
-from config.schemas import ModelSchema, ServerSchema, TopSchema, flatten_messages
-from config.streams import StreamSettings, load_streams
+from config.schemas import ModelSchema, ServerSchema, TopSchema, flatten_messages, strip_unknown
+from config.streams import STREAM_SCHEMA, StreamSettings, load_streams
+from vocabulary.tensor_spec import TensorSpec
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "models.yaml"
+#: Set by gunicorn.conf.py in the master to the file whose warnings it logged, so that each
+#: worker's `create_app` does not log them again: one line per unknown key, not one per process.
+REPORTED_ENV = "MODELPORT_CONFIG_REPORTED"
 _MODEL_SCHEMA = ModelSchema()
 _SERVER_SCHEMA = ServerSchema()
 _TOP_SCHEMA = TopSchema()
 
 
 class ConfigError(Exception):
-    """The configuration file cannot be read, or its server section is invalid."""
+    """The configuration file cannot be used; the message is one line naming the file and key."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class Settings:
     models: tuple[ModelSettings, ...] = ()
     streams: tuple[StreamSettings, ...] = ()  # broker consumers (config/streams.py)
     source: Path | None = None  # the file these settings came from
+    warnings: tuple[str, ...] = ()  # one line per ignored unknown key, naming its full path
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -125,8 +131,9 @@ def load_settings(
 ) -> Settings:
     """Read, interpolate and validate a configuration file.
 
-    Raises `ConfigError` when the file is missing or unreadable, or the server section is wrong;
-    a broken model entry is returned with its `error` set instead.
+    Raises `ConfigError` (one line that names the file) when the file is missing, unreadable or
+    not YAML, lists no models, or its server section is wrong; a broken model entry is returned
+    with its `error` set instead, and an unknown key becomes one of `Settings.warnings`.
     """
     environ = dict(os.environ if environ is None else environ)
     path = Path(path) if path is not None else config_path(environ)
@@ -135,26 +142,52 @@ def load_settings(
     except OSError as exc:
         raise ConfigError(f"config file '{path}' cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
-    return settings_from_dict(raw if raw is not None else {}, path.resolve().parent, environ, path)
+        raise ConfigError(f"config file '{path}' is not valid YAML: {_yaml_problem(exc)}") from None
+    try:
+        settings = settings_from_dict(
+            {} if raw is None else raw, path.resolve().parent, environ, path
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"config file '{path}': {exc}") from None
+    return replace(
+        settings, warnings=tuple(f"config file '{path}': {line}" for line in settings.warnings)
+    )
 
 
 def settings_from_dict(
     raw: Any, base: Path, environ: Mapping[str, str], source: Path | None = None
 ) -> Settings:
-    """Validate an already parsed configuration tree; paths resolve against `base`."""
+    """Validate an already parsed configuration tree; paths resolve against `base`.
+
+    Raises `ConfigError` for a tree that cannot be served (see `load_settings`).
+    """
     if not isinstance(raw, dict):
-        raise ConfigError("config: the top level must be a mapping with 'server' and 'models'")
+        raise ConfigError("the top level must be a mapping with 'server' and 'models'")
+    raw, unknown = strip_unknown(_TOP_SCHEMA, raw, "")
+    server_raw, server_unknown = strip_unknown(_SERVER_SCHEMA, raw.get("server") or {}, "server")
+    unknown.extend(server_unknown)
     try:
         top = _TOP_SCHEMA.load(raw)
-        server_raw = interpolate(top["server"], environ, "server")
-        server = _server(_SERVER_SCHEMA.load(server_raw), base)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(flatten_messages(exc.messages))) from None
+    try:
+        server = _server(_SERVER_SCHEMA.load(interpolate(server_raw, environ, "server")), base)
     except ValidationError as exc:
         raise ConfigError("; ".join(flatten_messages(exc.messages, "server"))) from None
     except InterpolationError as exc:
         raise ConfigError(str(exc)) from None
+    if not top["models"]:
+        raise ConfigError("models: no model is configured; list at least one under 'models:'")
+    streams_raw = top["streams"]
+    if isinstance(streams_raw, list):  # unknown keys of a stream are warnings, as elsewhere
+        stripped = [
+            strip_unknown(STREAM_SCHEMA, entry, f"streams[{index}]")
+            for index, entry in enumerate(streams_raw)
+        ]
+        streams_raw = [entry for entry, _ in stripped]
+        unknown.extend(where for _, paths in stripped for where in paths)
     try:
-        streams = load_streams(interpolate(top["streams"], environ, "streams"))
+        streams = load_streams(interpolate(streams_raw, environ, "streams"))
     except ValidationError as exc:
         raise ConfigError("; ".join(flatten_messages(exc.messages))) from None
     except InterpolationError as exc:
@@ -162,6 +195,8 @@ def settings_from_dict(
     models: list[ModelSettings] = []
     seen: set[tuple[str, str]] = set()
     for index, entry in enumerate(top["models"]):
+        entry, entry_unknown = strip_unknown(_MODEL_SCHEMA, entry, f"models[{index}]")
+        unknown.extend(entry_unknown)
         model = _model(entry, index, base, environ)
         key = (model.name, model.version)
         if key in seen and model.error is None:
@@ -172,7 +207,18 @@ def settings_from_dict(
             )
         seen.add(key)
         models.append(model)
-    return Settings(server=server, models=tuple(models), streams=streams, source=source)
+    warnings = tuple(f"{where}: unknown key, ignored" for where in unknown)
+    return Settings(
+        server=server, models=tuple(models), streams=streams, source=source, warnings=warnings
+    )
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where it is."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
 
 
 def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> ModelSettings:
@@ -191,7 +237,9 @@ def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> Mo
         return ModelSettings(
             name=name, version=version, error="; ".join(flatten_messages(exc.messages, where))
         )
-    explain = data.get("explain") or {}
+    # What the entry leaves out keeps ExplainSettings' defaults (set there only).
+    explain = dict(data.get("explain") or {})
+    background = _resolve(base, explain.pop("background", None))
     return ModelSettings(
         name=data["name"],
         version=data["version"],
@@ -205,11 +253,7 @@ def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> Mo
         max_batch_size=data["max_batch_size"],
         batch_delay_ms=data["batch_delay_ms"],
         parameters=dict(data["parameters"]),
-        explain=ExplainSettings(
-            background=_resolve(base, explain.get("background")),
-            samples=explain.get("samples", 256),
-            time_limit_ms=explain.get("time_limit_ms", 5000.0),
-        ),
+        explain=ExplainSettings(background=background, **explain),
     )
 
 

@@ -66,7 +66,8 @@ class StreamSchema(Schema):
             raise ValidationError("only kind kafka takes options", "options")
 
 
-_STREAM_SCHEMA = StreamSchema()
+#: Also read by the settings loader, which strips (and warns of) a stream's unknown keys first.
+STREAM_SCHEMA = StreamSchema()
 
 
 def load_streams(raw: Any) -> tuple[StreamSettings, ...]:
@@ -82,7 +83,7 @@ def load_streams(raw: Any) -> tuple[StreamSettings, ...]:
     streams: list[StreamSettings] = []
     for index, entry in enumerate(raw):
         try:
-            data = _STREAM_SCHEMA.load(entry)
+            data = STREAM_SCHEMA.load(entry)
         except ValidationError as exc:
             raise ValidationError({f"streams[{index}]": exc.messages}) from None
         name = data.pop("name", None) or f"{data['kind']}:{data['input']}"

@@ -1,16 +1,21 @@
 """Credentials from gRPC metadata: `authorization: Bearer <token>` or `x-api-key: <key>`.
 
 The checking itself is REST's (`app.auth.Authenticator`, constant-time against every secret);
-this module only knows where gRPC carries the credentials.
+this module knows where gRPC carries the credentials, and refuses calls without them
+(`AuthInterceptor`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import grpc
 
 from app.auth import Authenticator
 from app.errors import Unauthenticated
 from config.settings import AuthSettings
+from grpc_service.handlers import behaviour_of, with_behaviour
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -54,3 +59,45 @@ class Credentials:
                 "missing or invalid credentials: send 'authorization: Bearer <token>' "
                 "or 'x-api-key' metadata"
             )
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Raises `Unauthenticated` before a non-public method runs without valid credentials.
+
+    Registered inside `ErrorInterceptor`, which answers the refusal UNAUTHENTICATED and counts
+    it. `public(method)` names the methods anyone may call (health, reflection, liveness).
+    """
+
+    def __init__(self, credentials: Credentials, public: Callable[[str], bool]) -> None:
+        self._credentials = credentials
+        self._public = public
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        """The handler found for this call, checking its credentials first where they count."""
+        handler = continuation(handler_call_details)
+        if (
+            handler is None
+            or not self._credentials.configured
+            or self._public(handler_call_details.method)
+        ):
+            return handler
+        require = self._credentials.require
+        metadata = handler_call_details.invocation_metadata
+        behaviour = behaviour_of(handler)
+        if handler.response_streaming:
+
+            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                require(metadata)
+                yield from behaviour(request, context)
+
+            return with_behaviour(handler, stream)
+
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            require(metadata)
+            return behaviour(request, context)
+
+        return with_behaviour(handler, call)

@@ -1,16 +1,18 @@
-"""The one place where gRPC errors are made: every RPC of every service passes through here.
+"""The one place where gRPC errors are made, and calls are counted: every RPC passes here.
 
 A `ModelportError` becomes the status named by its `grpc_code` (DESIGN §5) with its message; any
 other exception becomes INTERNAL "internal server error" and its traceback goes to the log only.
 Wrapping the method handlers (instead of decorating servicer methods one by one) is what makes
-it impossible to forget one; `tests/test_grpc_errors.py` walks the descriptors to prove it.
+it impossible to forget one; `tests/grpc_service/test_server.py` walks the descriptors to prove
+it. Credentials are checked by `grpc_service.auth.AuthInterceptor`, inside this one, so its
+refusals are mapped and counted like any other error.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -20,8 +22,6 @@ from app.errors import ModelportError
 
 log = logging.getLogger("modelport.grpc")
 
-#: `guard(method, metadata)` raises (e.g. `Unauthenticated`) to refuse a call before it runs.
-Guard = Callable[[str, Any], None]
 #: Whether a model name is configured: only those become metric labels (clients cannot add any).
 KnownModel = Callable[[str], bool]
 
@@ -41,18 +41,10 @@ def status_of(exc: BaseException, method: str = "") -> tuple[grpc.StatusCode, st
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Runs the guard, then the handler, and turns whatever it raises into a gRPC status."""
+    """Runs the handler, turns whatever it raises into a gRPC status, and counts the call."""
 
-    def __init__(
-        self,
-        guard: Guard | None = None,
-        known_model: KnownModel | None = None,
-        deserializers: Mapping[str, Callable[[bytes], Any]] | None = None,
-    ) -> None:
-        self._guard = guard
+    def __init__(self, known_model: KnownModel | None = None) -> None:
         self._known_model = known_model or (lambda name: False)
-        # Per method, a request reader used instead of the generated `FromString`.
-        self._deserializers = dict(deserializers or {})
 
     def intercept_service(
         self,
@@ -63,8 +55,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None  # grpcio answers UNIMPLEMENTED itself
-        deserialize = self._deserializers.get(handler_call_details.method)
-        return _wrap(handler, handler_call_details, self._guard, self._known_model, deserialize)
+        return _wrap(handler, handler_call_details.method, self._known_model)
 
 
 def _protocol(method: str) -> str | None:
@@ -96,18 +87,9 @@ def _observe(
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler,
-    details: grpc.HandlerCallDetails,
-    guard: Guard | None,
-    known_model: KnownModel,
-    deserialize_instead: Callable[[bytes], Any] | None = None,
+    handler: grpc.RpcMethodHandler, method: str, known_model: KnownModel
 ) -> grpc.RpcMethodHandler:
-    method = details.method
     protocol = _protocol(method)
-
-    def check() -> None:
-        if guard is not None:
-            guard(method, details.invocation_metadata)
 
     def abort(context: grpc.ServicerContext, exc: Exception) -> None:
         if type(exc) is Exception and context.code() is not None:
@@ -118,8 +100,9 @@ def _wrap(
     # Message sizes come from the wire: the handler gets the request's bytes and returns the
     # response's, and (de)serializes them itself. upb's `ByteSize()` serializes the message to
     # count it: 11 ms for a 4 MiB tensor, half of what a 4 MiB ModelInfer cost (bench/, py-spy).
-    # Failures to (de)serialize answer what grpcio answers for them.
-    deserialize = deserialize_instead or handler.request_deserializer
+    # Failures to (de)serialize answer what grpcio answers for them. The deserializer is the
+    # one registered for the method (`grpc_service.handlers`), ModelInfer's zero-copy reader.
+    deserialize = handler.request_deserializer
     serialize = handler.response_serializer
 
     def unary_unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]):
@@ -148,7 +131,6 @@ def _wrap(
         started = time.perf_counter()
         sizes = [received, 0]
         try:
-            check()
             response = behaviour(request, context)
             if serialize is None:
                 return response
@@ -167,7 +149,6 @@ def _wrap(
     def streaming(behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]]):
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             try:
-                check()
                 yield from behaviour(request, context)
             except Exception as exc:
                 abort(context, exc)

@@ -18,14 +18,16 @@ from app.codec.proto_wire import InferCall, read_infer_call
 from app.dataplane import DataPlane
 from app.errors import InvalidInput, ModelNotFound
 from grpc_service.interceptors import status_of
-from grpc_service.protos import grpc_service_pb2 as pb
-from grpc_service.protos import grpc_service_pb2_grpc as pb_grpc
+from protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2_grpc as pb_grpc
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+SERVICE_NAME = SERVICE.full_name
 #: Methods that stay public when auth is configured (DESIGN §4).
 PUBLIC_METHODS = frozenset(f"/{SERVICE_NAME}/{rpc}" for rpc in ("ServerLive", "ServerReady"))
-#: Request readers that replace the generated ones: ModelInfer keeps raw tensors uncopied.
-DESERIALIZERS = {f"/{SERVICE_NAME}/ModelInfer": read_infer_call}
+#: Request readers registered instead of the generated ones (`grpc_service.handlers`):
+#: ModelInfer keeps raw tensors as views of the received bytes.
+READERS = {"ModelInfer": read_infer_call}
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -59,15 +61,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         metadata = self._dataplane.model_metadata(request.name, request.version or None)
         return codec.model_metadata_to_proto(metadata)
 
-    def ModelInfer(self, request: InferCall | pb.ModelInferRequest, context: grpc.ServicerContext):
+    def ModelInfer(
+        self, request: InferCall, context: grpc.ServicerContext
+    ) -> pb.ModelInferResponse:
         """One inference; outputs come back raw when the inputs came raw.
 
-        The server hands this method an `InferCall` (`DESERIALIZERS` below), whose raw tensors
-        are views of the received bytes; a plain message works too.
+        The request is read by `READERS["ModelInfer"]`: its raw tensors are views of the
+        received bytes.
         """
-        if isinstance(request, InferCall):
-            return self._infer(request.message, request.raw)
-        return self._infer(request)
+        return self._infer(request.message, request.raw)
 
     def _infer(
         self, request: pb.ModelInferRequest, raw: list[memoryview] | None = None

@@ -9,10 +9,12 @@ others, and never the server.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
+from typing import Any, TypeVar
 
 import grpc
 
@@ -20,17 +22,45 @@ from app.codec import omi as codec
 from app.codec.explanation import explanation_item
 from app.dataplane import DataPlane
 from app.errors import ModelportError
-from app.explaining import explain_item
 from app.model import Model
 from config.settings import Settings
 from grpc_service.auth import Credentials
-from grpc_service.protos import omi_pb2, omi_pb2_grpc
+from protos import omi_pb2, omi_pb2_grpc
 
 log = logging.getLogger("modelport.omi")
 
-SERVICE_NAME = omi_pb2.DESCRIPTOR.services_by_name["ModzyModel"].full_name
+SERVICE = omi_pb2.DESCRIPTOR.services_by_name["ModzyModel"]
+SERVICE_NAME = SERVICE.full_name
 #: Metadata key a raw-stub caller may use to pick the model (the stock client cannot send it).
 MODEL_METADATA_KEY = "omi-model"
+
+
+Response = TypeVar(
+    "Response", omi_pb2.StatusResponse, omi_pb2.RunResponse, omi_pb2.ShutdownResponse
+)
+Rpc = Callable[[Any, Any, grpc.ServicerContext], Response]
+
+
+def _in_band(response_type: type[Response]) -> Callable[[Rpc[Response]], Rpc[Response]]:
+    """An RPC whose `ModelportError` is answered in its response, as Chassis reports failures.
+
+    `status_code` is the error's DESIGN §5 HTTP number; anything else still goes to the error
+    interceptor (INTERNAL), as for every other RPC. A Run's failed items are not errors of the
+    call: `_run_item` marks them one by one.
+    """
+
+    def wrap(rpc: Rpc[Response]) -> Rpc[Response]:
+        @functools.wraps(rpc)
+        def answer(self: Any, request: Any, context: grpc.ServicerContext) -> Response:
+            try:
+                return rpc(self, request, context)
+            except ModelportError as exc:
+                code, status, message = codec.error_status(exc)
+                return response_type(status_code=code, status=status, message=message)
+
+        return answer
+
+    return wrap
 
 
 class OmiServicer(omi_pb2_grpc.ModzyModelServicer):
@@ -78,16 +108,15 @@ class OmiServicer(omi_pb2_grpc.ModzyModelServicer):
 
     # -- RPCs ------------------------------------------------------------------------------
 
-    def Status(self, request: omi_pb2.StatusRequest, context: grpc.ServicerContext):
+    @_in_band(omi_pb2.StatusResponse)
+    def Status(
+        self, request: omi_pb2.StatusRequest, context: grpc.ServicerContext
+    ) -> omi_pb2.StatusResponse:
         """200 with the model's metadata once it serves; its DESIGN §5 code otherwise."""
-        try:
-            self._authorize(context)
-            name = self._model_name(context)
-            model = self._dataplane.model(name)
-            metadata = self._dataplane.model_metadata(name)
-        except ModelportError as exc:
-            code, status, message = codec.error_status(exc)
-            return omi_pb2.StatusResponse(status_code=code, status=status, message=message)
+        self._authorize(context)
+        name = self._model_name(context)
+        model = self._dataplane.model(name)
+        metadata = self._dataplane.model_metadata(name)
         message = (
             "Model Initialized Successfully."
             if self._first_status(name)
@@ -97,14 +126,13 @@ class OmiServicer(omi_pb2_grpc.ModzyModelServicer):
             metadata, model.version, message, self._max_request_bytes, _processes(model)
         )
 
-    def Run(self, request: omi_pb2.RunRequest, context: grpc.ServicerContext):
+    @_in_band(omi_pb2.RunResponse)
+    def Run(
+        self, request: omi_pb2.RunRequest, context: grpc.ServicerContext
+    ) -> omi_pb2.RunResponse:
         """One output per input item, in order; a failed item is marked, the Run is still 200."""
-        try:
-            self._authorize(context)
-            model = self._dataplane.model(self._model_name(context))
-        except ModelportError as exc:
-            code, status, message = codec.error_status(exc)
-            return omi_pb2.RunResponse(status_code=code, status=status, message=message)
+        self._authorize(context)
+        model = self._dataplane.model(self._model_name(context))
         outputs = [
             self._run_item(model, dict(item.input), request.explain) for item in request.inputs
         ]
@@ -125,7 +153,10 @@ class OmiServicer(omi_pb2_grpc.ModzyModelServicer):
             if _processes(model):
                 output = codec.output_item(plane.process(model.name, model.version, item))
                 if explain:
-                    output.output.update(explain_item(plane, model.name, item))
+                    # The default adapter reads the item for the explanation, so its
+                    # attributions are those v1 and v2 answer for the same rows.
+                    request = codec.request_from_item(model.name, model.version, item, model.inputs)
+                    output.output.update(explanation_item(plane.explain(request)))
                 return output
             request = codec.request_from_item(model.name, model.version, item, model.inputs)
             if not explain:
@@ -141,13 +172,12 @@ class OmiServicer(omi_pb2_grpc.ModzyModelServicer):
             log.exception("OMI item of model '%s' failed unexpectedly", model.name)
             return codec.failed_item("internal server error")
 
-    def Shutdown(self, request: omi_pb2.ShutdownRequest, context: grpc.ServicerContext):
+    @_in_band(omi_pb2.ShutdownResponse)
+    def Shutdown(
+        self, request: omi_pb2.ShutdownRequest, context: grpc.ServicerContext
+    ) -> omi_pb2.ShutdownResponse:
         """Reply first, then stop the whole server gracefully (DESIGN §6)."""
-        try:
-            self._authorize_shutdown(context)
-        except ModelportError as exc:
-            code, status, message = codec.error_status(exc)
-            return omi_pb2.ShutdownResponse(status_code=code, status=status, message=message)
+        self._authorize_shutdown(context)
         log.warning("OMI Shutdown requested: stopping the server")
         # Called when this RPC is over, i.e. after the reply went out.
         context.add_callback(self._on_shutdown)

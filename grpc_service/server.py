@@ -20,9 +20,9 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from app.dataplane import DataPlane
 from config.settings import Settings
 from grpc_service import health, oip, omi
-from grpc_service.auth import Credentials
+from grpc_service.auth import AuthInterceptor, Credentials
+from grpc_service.handlers import add_service
 from grpc_service.interceptors import ErrorInterceptor
-from grpc_service.protos import grpc_service_pb2_grpc, omi_pb2_grpc
 
 log = logging.getLogger("modelport.grpc")
 
@@ -74,13 +74,9 @@ class Sidecar:
         return self.server.stop(grace)
 
 
-def _guard(credentials: Credentials) -> Callable[[str, object], None]:
-    def guard(method: str, metadata: object) -> None:
-        if method in oip.PUBLIC_METHODS or method.startswith(_PUBLIC_PREFIXES):
-            return
-        credentials.require(metadata)  # type: ignore[arg-type]  # grpc's metadata tuples
-
-    return guard
+def _public(method: str) -> bool:
+    """Whether anyone may call `method`, credentials or not (DESIGN §4; OMI decides in-band)."""
+    return method in oip.PUBLIC_METHODS or method.startswith(_PUBLIC_PREFIXES)
 
 
 def _add_reflection(server: grpc.Server) -> None:
@@ -118,8 +114,10 @@ def create_server(
     credentials = Credentials(server_settings.auth)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        # The first is outermost: credentials are refused inside the error mapping.
         interceptors=[
-            ErrorInterceptor(_guard(credentials), dataplane.manager.has, oip.DESERIALIZERS)
+            ErrorInterceptor(dataplane.manager.has),
+            AuthInterceptor(credentials, _public),
         ],
         options=[
             ("grpc.so_reuseport", 1),
@@ -134,11 +132,11 @@ def create_server(
     def stop_this_server() -> None:
         threading.Thread(target=sidecar.stop, args=(DEFAULT_GRACE_SECONDS,), daemon=True).start()
 
-    grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        oip.InferenceServicer(dataplane), server
-    )
-    omi_pb2_grpc.add_ModzyModelServicer_to_server(
-        omi.OmiServicer(dataplane, settings, credentials, on_shutdown or stop_this_server), server
+    add_service(server, oip.SERVICE, oip.InferenceServicer(dataplane), oip.READERS)
+    add_service(
+        server,
+        omi.SERVICE,
+        omi.OmiServicer(dataplane, settings, credentials, on_shutdown or stop_this_server),
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _add_reflection(server)

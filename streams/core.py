@@ -2,7 +2,7 @@
 
 `Answerer.answer` reads a message body as REST reads a body-routed request (`app.routed`),
 inside the Flask app's context, so a failure gets the very `{"error": ...}` body and status the
-REST front-end gives (`blueprints.errors.error_body`, in the configured `errors:` form). A
+REST front-end gives (`app.codec.rest.error_to_json`, in the configured `errors:` form). A
 consumer counts what it takes and answers (`streams.metrics`, `app.metrics`), and acknowledges
 a message only once its answer is published: at-least-once, never at-most-once.
 """
@@ -21,11 +21,10 @@ from typing import Any
 from flask import Flask
 
 from app import metrics as app_metrics
-from app.codec.rest import new_id, parse_json
+from app.codec.rest import error_to_json, new_id, parse_json
 from app.codec.routed import route_from_body
 from app.errors import ModelportError, PayloadTooLarge
 from app.routed import serve
-from blueprints.errors import error_body
 from config.streams import StreamSettings
 from streams import metrics
 
@@ -72,9 +71,9 @@ class Answerer:
         started = time.perf_counter()
         metrics.RECEIVED.labels(self.stream.name).inc()
         request_id, model = transport_id, ""
+        limits, errors = self._core.settings.server.limits, self._core.settings.server.errors
         with self.app.app_context():
             try:
-                limits = self._core.settings.server.limits
                 if len(body) > limits.max_request_bytes:
                     raise PayloadTooLarge(
                         f"message is larger than limits.max_request_bytes "
@@ -98,11 +97,13 @@ class Answerer:
                 if exc.http_status >= 500:
                     log.error("stream %s -> %d: %s", self.stream.name, exc.http_status, exc)
                 status, json_length = exc.http_status, None
-                reply_body = error_body(exc.http_status, exc.code, exc.message, exc.details)
+                reply_body = error_to_json(
+                    errors, exc.http_status, exc.reason, exc.message, exc.details
+                )
             except Exception:  # the REST handler's 500: no internals for the client
                 log.exception("stream %s: a message failed", self.stream.name)
                 status, json_length = 500, None
-                reply_body = error_body(500, "internal", "internal server error")
+                reply_body = error_to_json(errors, 500, "internal", "internal server error")
         return Reply(
             request_id or new_id(), status, reply_body, json_length, model, len(body), started
         )

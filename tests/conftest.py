@@ -12,10 +12,31 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
+from blueprints.factory import create_app
 from tests.server import E2E_CONFIG, ROOT, GunicornServer
 
 MODELS = ROOT / "models"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--deploy",
+        action="store_true",
+        help="also run the tests marked deploy (Docker; `make deploy-test`)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `deploy` build images and start Docker: only `--deploy` selects them.
+
+    Deselected rather than skipped, and whatever `-m` says, so `make test` stays Docker-free.
+    """
+    if config.getoption("--deploy"):
+        return
+    deploy = [item for item in items if item.get_closest_marker("deploy")]
+    if deploy:
+        config.hook.pytest_deselected(items=deploy)
+        items[:] = [item for item in items if not item.get_closest_marker("deploy")]
 
 
 @pytest.fixture(scope="session", autouse=True)

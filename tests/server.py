@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -34,8 +34,10 @@ class GunicornServer:
         worker_class: str = "gthread",
         env: Mapping[str, str] | None = None,
         grpc: bool = False,
+        args: Sequence[str] = ("-m", "gunicorn", "wsgi:app"),
     ) -> None:
         self.config = config
+        self.args = tuple(args)  # of this python: gunicorn, or what execs it
         self.http_port = free_port()
         self.grpc_port = free_port() if grpc else 0
         self.url = f"http://127.0.0.1:{self.http_port}"
@@ -56,7 +58,7 @@ class GunicornServer:
         """Start gunicorn and wait until `/v2/health/ready` answers 200."""
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app"],
+            [sys.executable, *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,

@@ -23,7 +23,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app import create_app
+from blueprints.factory import create_app
+from config import entrypoint
 from config.settings import load_settings
 from tests import kserve_schema
 from tests.server import ROOT, GunicornServer, free_port
@@ -74,10 +75,16 @@ def _exec_form(arguments: str) -> list[str]:
 
 
 def _runs() -> list[list[str]]:
-    """Every RUN, split into its `&&`-joined commands."""
-    return [
-        shlex.split(command) for arguments in _arguments("RUN") for command in arguments.split("&&")
-    ]
+    """Every RUN, split into its `&&`-joined commands, without RUN's own flags (`--mount`) and
+    the variables set for one command (`PIP_CERT=... pip`)."""
+    runs = []
+    for arguments in _arguments("RUN"):
+        for command in arguments.split("&&"):
+            words = shlex.split(command)
+            while words and re.match(r"^(--\w|\w+=)", words[0]):
+                words.pop(0)
+            runs.append(words)
+    return runs
 
 
 def _makefile_commands() -> set[str]:
@@ -89,7 +96,10 @@ def _makefile_commands() -> set[str]:
 
 
 def test_dockerfile_builds_from_python_311_slim_as_a_non_root_user() -> None:
-    assert _arguments("FROM") == ["python:3.11-slim"]
+    # The base is a build argument (tests/deploy/ builds on a local Debian where no registry
+    # answers); its default is the official image.
+    assert _arguments("FROM") == ["${BASE_IMAGE}"]
+    assert dockerfile()[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
     users = _arguments("USER")
     assert users and users[-1] not in ("0", "root")
     keywords = [name for name, _ in dockerfile()]
@@ -123,7 +133,8 @@ def test_dockerfile_copies_what_exists_and_the_ignore_file_keeps_it() -> None:
 
 def test_dockerfile_installs_the_all_extra_the_makefile_installs() -> None:
     installs = [run for run in _runs() if run[:2] == ["pip", "install"]]
-    assert [run[2:] for run in installs] == [[".[all]"]]
+    # The dependencies from the metadata alone, then the code without them (a cached layer).
+    assert [run[2:] for run in installs] == [[".[all]"], ["--no-deps", "."]]
     assert re.search(r"install .*-e '\.\[all,test\]'", MAKEFILE)
     assert re.search(r"^all =$", (ROOT / "setup.cfg").read_text(), flags=re.MULTILINE)
 
@@ -146,15 +157,30 @@ def test_dockerfile_trains_the_examples_as_make_does(tmp_path: Path) -> None:
             assert (out / model.uri.name).is_file(), model.uri.name
 
 
+def test_pip_trusts_the_ca_bundle_the_build_secret_may_replace() -> None:
+    """pip's steps share a download cache and read the optional `ca-certificates` secret."""
+    pip_steps = [arguments for arguments in _arguments("RUN") if " pip install " in arguments]
+    assert len(pip_steps) == 2
+    for arguments in pip_steps:
+        mounts = dict(re.findall(r"--mount=type=(\w+),(\S+)", arguments))
+        assert mounts["cache"] == "target=/root/.cache/pip"
+        secret = dict(item.split("=") for item in mounts["secret"].split(","))
+        assert secret["id"] == "ca-certificates" and "required" not in secret  # optional
+        assert f"PIP_CERT={secret['target']} pip install" in arguments
+
+
 def test_every_run_command_is_known() -> None:
     """A new RUN step needs a check here (and, if it builds something, a Makefile target)."""
-    checked = {"groupadd", "useradd", "pip", "python"}
+    checked = {"apt-get", "rm", "groupadd", "useradd", "python3", "pip", "python"}
     assert {run[0] for run in _runs()} <= checked
+    assert ["apt-get", "install", "-y", "--no-install-recommends", "libgomp1"] in _runs()
 
 
 def test_dockerfile_cmd_is_make_run_and_its_config_checks(tmp_path: Path) -> None:
     command = _exec_form(_arguments("CMD")[-1])
-    assert command == ["gunicorn", "wsgi:app"]
+    assert command == ["gunicorn", "wsgi:app"] == list(entrypoint.SERVE)
+    # The entrypoint runs CMD as given, and KServe's arguments in its place (test_entrypoint).
+    assert _exec_form(_arguments("ENTRYPOINT")[-1]) == ["python", "-m", entrypoint.__name__]
     assert shlex.join(command) in _makefile_commands()
     result = subprocess.run(
         [str(Path(sys.executable).with_name("gunicorn")), "--check-config", *command[1:]],
@@ -226,15 +252,26 @@ def test_compose_runs_replicas_behind_a_balancer_for_http_and_grpc(
     assert {port.split(":")[-1] for port in balancer["ports"]} == {"8080", "8081", "45000"}
     assert balancer["depends_on"]["modelport"]["condition"] == "service_healthy"
 
-    nginx = (DEPLOY / "nginx.conf").read_text()
-    upstreams = dict(re.findall(r"upstream (\w+) \{[^}]*?server (\S+)", nginx))
-    assert set(upstreams.values()) == {"modelport:8080", "modelport:8081", "modelport:45000"}
-    for port, upstream in (("8081", "modelport:8081"), ("45000", "modelport:45000")):
-        block = re.search(rf"listen {port};(.*?)\n    \}}", nginx, flags=re.DOTALL)
-        assert block is not None, port
-        assert "http2 on;" in block[1]
-        name = next(name for name, server in upstreams.items() if server == upstream)
-        assert f"grpc_pass grpc://{name};" in block[1]
+    # Each server block proxies to a variable naming the service, so nginx resolves it per
+    # request (Docker's DNS: one address per replica); tests/deploy/ runs it for real.
+    nginx = re.sub(r"#.*", "", (DEPLOY / "nginx.conf").read_text())  # directives only
+    servers = re.findall(
+        r"listen (\d+)( http2)?;\s+set \$(\w+) (\S+);.*?(proxy|grpc)_pass (\w+)://\$(\w+);",
+        nginx,
+        flags=re.DOTALL,
+    )
+    found = {}
+    for port, http2, variable, target, kind, scheme, used in servers:
+        assert used == variable, port
+        found[port] = (http2, target, kind, scheme)
+    assert found == {
+        "8080": ("", "modelport:8080", "proxy", "http"),
+        "8081": (" http2", "modelport:8081", "grpc", "grpc"),
+        "45000": (" http2", "modelport:45000", "grpc", "grpc"),
+    }
+    # Nothing newer than Debian 12's nginx 1.22: `resolve` came in 1.27.3, `http2 on` in 1.25.1.
+    assert not re.search(r"\sresolve\b|http2 on", nginx)
+    assert re.search(r"resolver 127\.0\.0\.11 ", nginx)  # Docker's DNS
 
 
 def test_compose_replicas_run_one_worker_per_cpu_of_their_limit(compose: dict[str, Any]) -> None:
@@ -317,6 +354,9 @@ def test_kserve_config_serves_the_storage_uri_model(tmp_path: Path) -> None:
     assert model.error is None
     assert (model.name, model.runtime) == ("iris", "sklearn")
     assert model.uri == Path("/mnt/models/model.joblib")  # where storageUri is downloaded
+    (runtime,) = _by_kind("ServingRuntime")
+    (container,) = runtime["spec"]["containers"]
+    assert container["args"] == ["--model_name={{.Name}}", "--model_dir=/mnt/models"]
     assert (settings.server.http.port, settings.server.grpc.port) == (8080, 8081)
 
 
@@ -331,3 +371,27 @@ def test_kserve_services_use_the_runtime_over_rest_and_grpc() -> None:
         assert model["storageUri"]
         protocols[model["protocolVersion"]] = {p["containerPort"] for p in model.get("ports", [])}
     assert protocols == {"v2": set(), "grpc-v2": {8081}}
+
+
+# -- make deploy-test's engine (tests/deploy/engine.py), where CI decides to run it --------------
+
+
+def test_ci_skips_deploy_test_with_the_reason_when_no_docker_can_be_had() -> None:
+    # No dockerd and no apt-get to install it on this PATH: `available` says so, with status 3,
+    # which .ci/run turns into its skip line; any other failure fails CI.
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.deploy.engine", "available"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.strip() == (
+        "no Docker daemon can be started here: docker.io missing, and no root apt-get to install it"
+    )
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("make test") < ci.index("tests.deploy.engine available")
+    assert '"$status" -eq 3' in ci and "deploy-test SKIPPED: $reason" in ci

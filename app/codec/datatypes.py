@@ -1,27 +1,14 @@
-"""The OIP datatype vocabulary and its numpy dtypes: one table, inverted once."""
+"""Conversions between OIP datatypes and numpy dtypes, over the table in `vocabulary.datatypes`."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from app.errors import InvalidInput
+from vocabulary.datatypes import DATATYPE_TO_DTYPE
 
-# Explicit little-endian dtypes: the wire is little-endian whatever the host is.
-DATATYPE_TO_DTYPE: dict[str, np.dtype] = {
-    "BOOL": np.dtype("?"),
-    "UINT8": np.dtype("u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(object),
-}
+# The table itself is the vocabulary's; runtimes and explainers read it from here.
+__all__ = ["DATATYPE_TO_DTYPE", "datatype_from_dtype", "dtype_from_datatype"]
 
 # Keyed by (kind, itemsize) so that byte order and platform aliases do not matter.
 _KIND_SIZE_TO_DATATYPE: dict[tuple[str, int], str] = {
@@ -29,8 +16,6 @@ _KIND_SIZE_TO_DATATYPE: dict[tuple[str, int], str] = {
     for name, dtype in DATATYPE_TO_DTYPE.items()
     if name != "BYTES"
 }
-
-DATATYPES: frozenset[str] = frozenset(DATATYPE_TO_DTYPE)
 
 
 def dtype_from_datatype(datatype: str) -> np.dtype:
@@ -55,9 +40,3 @@ def datatype_from_dtype(dtype: np.dtype) -> str:
         return _KIND_SIZE_TO_DATATYPE[(dtype.kind, dtype.itemsize)]
     except KeyError:
         raise InvalidInput(f"numpy dtype '{dtype}' has no OIP datatype") from None
-
-
-def element_size(datatype: str) -> int:
-    """Bytes per element of a fixed-size datatype (0 for BYTES, whose elements vary)."""
-    dtype = dtype_from_datatype(datatype)
-    return 0 if datatype == "BYTES" else dtype.itemsize

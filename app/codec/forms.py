@@ -1,12 +1,14 @@
-"""The forms an OIP v2 REST inference body takes, each read into one `InferRequest`.
+"""The forms an OIP v2 REST inference body takes, each read into one finished `InferRequest`.
 
-`/infer` (and `/explain`, which takes the same body) accepts OIP tensors (JSON `data` or binary
-sections after the JSON header), MLRun plain rows (`"inputs": [[...], ...]`), or an MLRun
-`data_url` read from a file under `limits.data_roots`. `/infer_dict` takes MLRun rows of
-`{feature: value}`, in the feature order the model declares. Untyped forms (rows, files,
-records) are cast to the model's declared datatypes by the binding (`cast_inputs`).
+`/infer` (and `/explain`, which takes the same body) accepts three forms:
 
-Flask-free, so the REST views and the stream consumers (`streams/`) read a body the same way.
+- OIP tensors, JSON `data` or binary sections after the JSON header (Triton's extension);
+- MLRun plain rows (`"inputs": [[...], ...]`), one untyped tensor;
+- MLRun `data_url`, inputs read from a file under `limits.data_roots` (`app.codec.data_url`).
+
+`/infer_dict` takes MLRun rows of `{feature: value}`, in the feature order the model declares.
+Untyped forms (rows, files, records) are cast to the model's declared datatypes by the binding
+(`cast_inputs`); tensors with a datatype are checked against it.
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.codec import binary
+from app.codec import binary, envelopes, schemas
 from app.codec.data_url import read_data_url
-from app.codec.rest import is_tensor_form, request_from_v2, tensor_from_records, tensor_from_rows
+from app.codec.rest import (
+    is_tensor_form,
+    request_from_v2,
+    tensor_from_records,
+    tensor_from_rows,
+    tensors_from_records,
+)
 from app.errors import InvalidInput
 from app.model import Model
 from app.types import InferRequest
-from blueprints import envelopes, schemas
 
 
 def request_from_body(
@@ -46,9 +53,7 @@ def request_from_body(
         _refuse_binary(binary_data, "a data_url")
         envelope = schemas.load(schemas.INFER_REQUEST, {**payload, "inputs": []})
         tensors = read_data_url(payload["data_url"], data_roots, limit)
-        request = request_from_v2(name, version, envelope, tensors)
-        request.cast_inputs = True
-        return request
+        return request_from_v2(name, version, envelope, tensors, cast_inputs=True)
     envelope = envelopes.infer_request(payload)
     inputs = envelope["inputs"]
     if is_tensor_form(inputs):
@@ -59,9 +64,7 @@ def request_from_body(
     if any(isinstance(row, dict) for row in inputs):
         raise InvalidInput("'inputs' mixes tensors and plain rows")
     _refuse_binary(binary_data, "plain rows")
-    request = request_from_v2(name, version, envelope, [tensor_from_rows(inputs)])
-    request.cast_inputs = True
-    return request
+    return request_from_v2(name, version, envelope, [tensor_from_rows(inputs)], cast_inputs=True)
 
 
 def request_from_records(
@@ -69,20 +72,25 @@ def request_from_records(
 ) -> InferRequest:
     """The request of an `/infer_dict` body: `{feature: value}` rows in the model's order.
 
+    A model with several declared inputs (one per feature) takes rows keyed by its input names,
+    one column tensor per input; any other model, rows of its `features`, as one matrix.
     `model` is called once the envelope is valid (a bad body is a 400 whatever the model).
     Raises `InvalidInput` for a bad envelope, a model that declares no feature order, or a row
     that is not an object or lacks a feature; and what `model` raises.
     """
     envelope = schemas.load(schemas.INFER_DICT_REQUEST, payload)
-    features = model().features
+    found = model()
+    if len(found.inputs) > 1:
+        names = [spec.name for spec in found.inputs]
+        columns = tensors_from_records(envelope["inputs"], names)
+        return request_from_v2(name, version, envelope, columns, cast_inputs=True)
+    features = found.features
     if not features:
         raise InvalidInput(
             f"model '{name}' declares no feature order; add 'features:' to its config entry"
         )
     tensor = tensor_from_records(envelope["inputs"], features)
-    request = request_from_v2(name, version, envelope, [tensor])
-    request.cast_inputs = True
-    return request
+    return request_from_v2(name, version, envelope, [tensor], cast_inputs=True)
 
 
 def _refuse_binary(binary_data: memoryview | None, form: str) -> None:

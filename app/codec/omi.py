@@ -21,7 +21,7 @@ from app.codec.rest import tensor_from_rows
 from app.codec.tensors import ndarray_to_json
 from app.errors import InvalidInput, ModelportError
 from app.types import InferRequest, InferResponse, ModelMetadata, Tensor, TensorSpec
-from grpc_service.protos import omi_pb2
+from protos import omi_pb2
 
 #: Chassis's key for a model's single input (its legacy functions and docs use it).
 DEFAULT_INPUT_KEY = "input"
@@ -119,7 +119,7 @@ def output_item(result: object) -> omi_pb2.OutputItem:
 def _array_from_bytes(key: str, value: bytes) -> np.ndarray:
     if value.startswith(_NPY_MAGIC):
         try:
-            return np.load(io.BytesIO(value), allow_pickle=False)
+            return np.asarray(np.load(io.BytesIO(value), allow_pickle=False))
         except (ValueError, OSError, EOFError) as exc:
             raise InvalidInput(f"item '{key}': not a readable .npy array: {exc}") from None
     try:

@@ -17,6 +17,7 @@ from google.protobuf import json_format
 
 from app.codec.datatypes import dtype_from_datatype
 from app.codec.parameters import split_parameters
+from app.codec.statistics import stats_to_json
 from app.codec.tensors import (
     as_bytes_array,
     check_shape,
@@ -26,11 +27,11 @@ from app.codec.tensors import (
 )
 from app.errors import InvalidInput
 from app.types import InferRequest, InferResponse, ModelMetadata, RequestedOutput, Tensor
-from grpc_service.protos import grpc_service_pb2 as pb
-from grpc_service.protos import model_config_pb2
+from protos import grpc_service_pb2 as pb
+from protos import model_config_pb2
 
 if TYPE_CHECKING:
-    from app.manager import ModelEntry
+    from app.entries import ModelEntry
     from app.stats import ModelStats
     from app.types import ServerMetadata
 
@@ -107,7 +108,7 @@ def parameters_to_proto(parameters: Mapping[str, Any], target: MutableMapping[st
 
 
 def ndarray_from_proto(
-    tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | None = None
+    tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | memoryview | None = None
 ) -> np.ndarray:
     """The array of one input: from `raw` (its raw_input_contents entry) or typed `contents`.
 
@@ -305,8 +306,10 @@ def repository_index_to_proto(entries: Iterable[ModelEntry]) -> pb.RepositoryInd
 
 
 def stats_to_proto(stats: ModelStats) -> pb.ModelStatistics:
-    """One `ModelStatistics`: the REST `$model_stat` (`ModelStats.to_dict`), parsed into proto."""
-    return json_format.ParseDict(stats.to_dict(), pb.ModelStatistics())
+    """One `ModelStatistics`: the REST `$model_stat` (`stats_to_json`), parsed into proto."""
+    message = pb.ModelStatistics()
+    json_format.ParseDict(stats_to_json(stats), message)
+    return message
 
 
 def model_config_to_proto(config: Mapping[str, Any]) -> pb.ModelConfigResponse:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from grpc_service.protos import grpc_service_pb2 as pb
+from protos import grpc_service_pb2 as pb
 
 _RAW_INPUT_CONTENTS = pb.ModelInferRequest.DESCRIPTOR.fields_by_name["raw_input_contents"].number
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5

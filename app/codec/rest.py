@@ -1,7 +1,8 @@
 """REST bodies (KServe v1, OIP v2 JSON, MLRun forms) to and from the internal types.
 
-Envelopes arrive here already validated by the blueprints' marshmallow schemas; this module only
-turns `data` into numpy (and back) and applies each form's conventions.
+Envelopes are validated by `app.codec.envelopes` (the marshmallow schemas of `app.codec.schemas`);
+this module turns `data` into numpy (and back) and applies each form's conventions. Which form
+an OIP body is in is `app.codec.forms`'s question.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from app.codec import envelopes
 from app.codec.parameters import split_parameters
 from app.codec.tensors import check_shape, ndarray_from_json, ndarray_to_json
 from app.errors import InvalidInput
@@ -34,6 +36,25 @@ def parse_json(body: bytes) -> Any:
 def dumps(payload: Any) -> bytes:
     """Serialize a response body; numpy arrays are written by orjson directly."""
     return orjson.dumps(payload, option=_DUMP_OPTIONS)
+
+
+def error_to_json(
+    form: str, status: int, reason: str, message: str, details: Mapping[str, Any] | None = None
+) -> bytes:
+    """An error body in the `errors:` form of the config (REST and stream answers alike).
+
+    `oip`: `{"error": message}`, the string tritonclient and kserve's clients read. `detailed`:
+    `{"error": {"code": <HTTP status>, "message": ..., "details": {"reason": ..., ...}}}`, the
+    code a number as in Google's JSON error style, the machine-readable reason in `details`.
+    """
+    if form == "detailed":
+        error = {
+            "code": status,
+            "message": message,
+            "details": {**(details or {}), "reason": reason},
+        }
+        return dumps({"error": error})
+    return dumps({"error": message})
 
 
 def new_id() -> str:
@@ -62,26 +83,36 @@ def tensor_from_json(item: Mapping[str, Any]) -> Tensor:
     return Tensor(name, item["datatype"], data, parameters)
 
 
-def requested_outputs(items: Sequence[Mapping[str, Any]] | None) -> list[RequestedOutput] | None:
+def requested_outputs(
+    items: Sequence[Mapping[str, Any]] | None,
+) -> tuple[RequestedOutput, ...] | None:
     """The `outputs` of a request, or None when it names none."""
     if not items:
         return None
-    return [RequestedOutput(o["name"], dict(o.get("parameters") or {})) for o in items]
+    return tuple(RequestedOutput(o["name"], dict(o.get("parameters") or {})) for o in items)
 
 
 def request_from_v2(
-    name: str, version: str | None, payload: Mapping[str, Any], inputs: list[Tensor]
+    name: str,
+    version: str | None,
+    payload: Mapping[str, Any],
+    inputs: Sequence[Tensor],
+    cast_inputs: bool = False,
 ) -> InferRequest:
-    """An `InferRequest` from a validated v2 envelope whose inputs are already tensors."""
+    """An `InferRequest` from a validated v2 envelope whose inputs are already tensors.
+
+    `cast_inputs` for inputs that carry no datatype of their own (rows, files, records).
+    """
     parameters, controls = split_parameters(payload.get("parameters") or {})
     return InferRequest(
         model_name=name,
         model_version=version,
         id=payload.get("id") or new_id(),
-        inputs=inputs,
+        inputs=tuple(inputs),
         outputs=requested_outputs(payload.get("outputs")),
         parameters=parameters,
         controls=controls,
+        cast_inputs=cast_inputs,
     )
 
 
@@ -106,18 +137,32 @@ def tensor_from_records(records: Any, features: Sequence[str]) -> Tensor:
 
     Raises `InvalidInput` for a row that is not an object or lacks a feature.
     """
+    rows = _records(records, features)
+    return tensor_from_rows([[row[feature] for feature in features] for row in rows])
+
+
+def tensors_from_records(records: Any, names: Sequence[str]) -> list[Tensor]:
+    """`infer_dict` rows keyed by input names as one untyped column tensor per input.
+
+    For models whose inputs are declared one per feature. Raises `InvalidInput` for a row that
+    is not an object or lacks an input.
+    """
+    rows = _records(records, names)
+    return [tensor_from_rows([row[name] for row in rows], name) for name in names]
+
+
+def _records(records: Any, keys: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The `infer_dict` rows, each checked to be an object holding every key."""
     rows = [records] if isinstance(records, Mapping) else records
     if not isinstance(rows, list) or not rows:
         raise InvalidInput("infer_dict 'inputs' must be an object or a non-empty list of objects")
-    table: list[list[Any]] = []
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise InvalidInput(f"infer_dict row {index} is not an object")
-        missing = [feature for feature in features if feature not in row]
+        missing = [key for key in keys if key not in row]
         if missing:
             raise InvalidInput(f"infer_dict row {index} has no feature '{missing[0]}'")
-        table.append([row[feature] for feature in features])
-    return tensor_from_rows(table)
+    return rows
 
 
 def output_to_v2(output: Tensor) -> dict[str, Any]:
@@ -150,8 +195,12 @@ def response_to_v2(response: InferResponse) -> bytes:
 # -- KServe v1 ---------------------------------------------------------------------------------
 
 
-def request_from_v1(name: str, payload: Mapping[str, Any]) -> InferRequest:
-    """KServe v1 `instances` (or `inputs`, which wins, as in KServe) as one untyped tensor."""
+def request_from_v1(name: str, body: Any) -> InferRequest:
+    """KServe v1 `instances` (or `inputs`, which wins, as in KServe) as one untyped tensor.
+
+    Raises `InvalidInput` for an envelope that does not validate, or no rows.
+    """
+    payload = envelopes.v1_request(body)
     rows = payload["inputs"] if payload.get("inputs") is not None else payload.get("instances")
     if rows is None:
         raise InvalidInput('request needs "instances" or "inputs"')
@@ -163,7 +212,7 @@ def request_from_v1(name: str, payload: Mapping[str, Any]) -> InferRequest:
         model_name=name,
         model_version=None,
         id=new_id(),
-        inputs=[tensor_from_rows(rows)],
+        inputs=(tensor_from_rows(rows),),
         cast_inputs=True,
     )
 

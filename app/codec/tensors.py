@@ -12,7 +12,7 @@ import binascii
 import math
 import struct
 from array import array as packed_array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,7 @@ def ndarray_from_json(
 _ARRAY_CODES = {4: "f", 8: "d"}
 
 
-def _numeric_from_json(name: str, datatype: str, dtype: np.dtype, data: list) -> np.ndarray:
+def _numeric_from_json(name: str, datatype: str, dtype: np.dtype, data: list[Any]) -> np.ndarray:
     if dtype.kind == "f" and data and type(data[0]) is float:
         # A flat list of JSON numbers (what tritonclient and perf_analyzer send): the array
         # module converts it in one C loop, a third faster than numpy's element-type discovery
@@ -121,7 +121,7 @@ def _numeric_from_json(name: str, datatype: str, dtype: np.dtype, data: list) ->
     return array.astype(dtype, copy=False)
 
 
-def _wide_integers(name: str, datatype: str, dtype: np.dtype, data: list) -> np.ndarray:
+def _wide_integers(name: str, datatype: str, dtype: np.dtype, data: list[Any]) -> np.ndarray:
     objects = np.asarray(data, dtype=object)
     if not all(type(value) is int for value in objects.flat):
         raise InvalidInput(f"input '{name}': {datatype} data must be integers")
@@ -131,7 +131,7 @@ def _wide_integers(name: str, datatype: str, dtype: np.dtype, data: list) -> np.
         raise InvalidInput(f"input '{name}': a value is out of range for {datatype}") from None
 
 
-def _encoder(content_type: str | None):
+def _encoder(content_type: str | None) -> Callable[[Any], bytes]:
     if content_type == "base64":
 
         def encode(value: Any) -> bytes:
@@ -149,10 +149,11 @@ def _encoder(content_type: str | None):
     return encode_text
 
 
-def _bytes_from_json(name: str, data: list, content_type: str | None) -> np.ndarray:
+def _bytes_from_json(name: str, data: list[Any], content_type: str | None) -> np.ndarray:
     try:
         objects = np.asarray(data, dtype=object)
-        return np.frompyfunc(_encoder(content_type), 1, 1)(objects).astype(object, copy=False)
+        encoded: np.ndarray = np.frompyfunc(_encoder(content_type), 1, 1)(objects)
+        return encoded.astype(object, copy=False)
     except (TypeError, ValueError, binascii.Error):
         what = "base64 strings" if content_type == "base64" else "strings"
         raise InvalidInput(
@@ -189,7 +190,8 @@ def as_bytes_array(array: np.ndarray) -> np.ndarray:
     """An object array of `bytes` from any string-like array (str is UTF-8 encoded)."""
     if array.dtype.kind == "S":
         return array.astype(object)
-    return np.frompyfunc(_to_bytes, 1, 1)(array).astype(object, copy=False)
+    encoded: np.ndarray = np.frompyfunc(_to_bytes, 1, 1)(array)
+    return encoded.astype(object, copy=False)
 
 
 def _to_bytes(value: Any) -> bytes:

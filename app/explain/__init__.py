@@ -4,10 +4,15 @@ The choice, most specific first:
 
 1. a model class with its own `explain(inputs, parameters)` method (`own.ModelExplainer`);
 2. xgboost and lightgbm boosters: exact TreeSHAP from the libraries (`tree`);
-3. scikit-learn estimators that are affine in their input: exact linear attributions against
+3. scikit-learn tree models (single trees, forests, gradient boosting): exact path-dependent
+   TreeSHAP of our own (`sklearn_trees`, `treeshap`);
+4. scikit-learn estimators that are affine in their input: exact linear attributions against
    the mean of `explain.background` (`linear`);
-4. any other model with one tabular input and `explain.background`: Shapley values against the
+5. any other model with one tabular input and `explain.background`: Shapley values against the
    background rows, exact for few features, sampled otherwise (`agnostic`).
+
+Tree explainers need no background (the trees' covers stand in for the data) and ignore one
+that is configured, as the libraries' own TreeSHAP does.
 
 A model that fits none answers 501 with what to configure.
 """
@@ -84,11 +89,27 @@ def _build(model: Model) -> Explainer | str:
         from app.explain.tree import LightGBMExplainer
 
         return LightGBMExplainer(cast("LightGBMModel", model))
+    sklearn_model = _runtime_class("app.runtimes.sklearn", "SKLearnModel")
+    estimator = None
+    if sklearn_model is not None and isinstance(model, sklearn_model):
+        from app.explain.sklearn_trees import sklearn_tree_explainer
+
+        estimator = model.estimator  # type: ignore[attr-defined]  # an SKLearnModel, checked above
+        trees = sklearn_tree_explainer(estimator)
+        if trees is not None:
+            return trees
     method = "give its class an `explain(inputs, parameters)` method"
     spec = tabular_input(model)
     if isinstance(spec, str):
         return f"model '{model.name}' cannot be explained: {spec}; {method}"
     settings = model.settings.explain
+    if settings.background is None and hasattr(estimator, "coef_"):
+        return (
+            f"model '{model.name}' is a linear model ({type(estimator).__name__}), explained "
+            "by how far each feature is from the mean of background rows: set "
+            "`explain.background` in its config entry to a .npy or CSV file of typical input "
+            "rows (tree models need none), or " + method
+        )
     if settings.background is None:
         return (
             f"model '{model.name}' has no explainer: set `explain.background` in its config "
@@ -100,9 +121,7 @@ def _build(model: Model) -> Explainer | str:
         background = load_background(settings.background, features)
     except BackgroundError as exc:
         return f"model '{model.name}' cannot be explained: {exc}"
-    sklearn_model = _runtime_class("app.runtimes.sklearn", "SKLearnModel")
-    if sklearn_model is not None and isinstance(model, sklearn_model):
-        estimator = model.estimator  # type: ignore[attr-defined]  # an SKLearnModel, checked above
+    if estimator is not None:
         linear = linear_explainer(estimator, background, DATATYPE_TO_DTYPE[spec.datatype])
         if linear is not None:
             return linear

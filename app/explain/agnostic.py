@@ -119,14 +119,16 @@ class ShapleyExplainer(Explainer):
         shifts = np.arange(features)
 
         def masks(row: np.ndarray, coalition: np.ndarray) -> np.ndarray:
-            return ((coalition[:, np.newaxis] + 1) >> shifts) & 1 == 1
+            masks: np.ndarray = ((coalition[:, np.newaxis] + 1) >> shifts) & 1 == 1
+            return masks
 
         middle = self._coalition_values(evaluate, rows, masks, len(base))  # codes 1 .. 2^n - 2
         values = np.concatenate(
             [np.broadcast_to(base, (len(rows), 1, len(base))), middle, full[:, np.newaxis, :]],
             axis=1,
         )
-        return np.einsum("nkt,km->ntm", values, self._weights)
+        weighted: np.ndarray = np.einsum("nkt,km->ntm", values, self._weights)
+        return weighted
 
     def _permutation(
         self, evaluate: _Evaluator, rows: np.ndarray, base: np.ndarray, full: np.ndarray
@@ -141,7 +143,8 @@ class ShapleyExplainer(Explainer):
 
         def masks(row: np.ndarray, coalition: np.ndarray) -> np.ndarray:
             permutation, prefix = np.divmod(coalition, steps)
-            return ranks[row, permutation] <= prefix[:, np.newaxis]
+            before: np.ndarray = ranks[row, permutation] <= prefix[:, np.newaxis]
+            return before
 
         middle = self._coalition_values(evaluate, rows, masks, len(base))
         middle = middle.reshape(batch, orders.shape[1], steps, -1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from app.codec.datatypes import datatype_from_dtype
@@ -27,6 +29,19 @@ def regressor_outputs() -> list[TensorSpec]:
     return [TensorSpec(PREDICTIONS, "FP32", (-1,))]
 
 
+def classifier_result(
+    classes: np.ndarray, probabilities: np.ndarray, names: Collection[str]
+) -> dict[str, np.ndarray]:
+    """What `names` asks of a classifier that computed class probabilities (boosters)."""
+    result: dict[str, np.ndarray] = {}
+    if PREDICTIONS in names:
+        result[PREDICTIONS] = labels_from_probabilities(classes, probabilities)
+    if PROBABILITIES in names:
+        result[PROBABILITIES] = probabilities.astype(np.float32)
+    return result
+
+
 def labels_from_probabilities(classes: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """The most probable class of each row."""
-    return np.asarray(classes)[np.argmax(probabilities, axis=1)]
+    labels: np.ndarray = np.asarray(classes)[np.argmax(probabilities, axis=1)]
+    return labels

@@ -8,11 +8,7 @@ from collections.abc import Collection
 import lightgbm
 import numpy as np
 
-from app.runtimes.classifier import (
-    PREDICTIONS,
-    PROBABILITIES,
-    labels_from_probabilities,
-)
+from app.runtimes.classifier import PREDICTIONS, classifier_result
 from app.runtimes.tabular import TabularModel
 
 # Names LightGBM invents when trained on arrays; they say nothing a client could use.
@@ -64,9 +60,4 @@ class LightGBMModel(TabularModel):
         elif self.objective == "multiclassova":
             # One-vs-all scores are independent sigmoids; scale them into a distribution.
             values = values / values.sum(axis=1, keepdims=True)
-        result: dict[str, np.ndarray] = {}
-        if PREDICTIONS in names:
-            result[PREDICTIONS] = labels_from_probabilities(self.classes, values)
-        if PROBABILITIES in names:
-            result[PROBABILITIES] = values.astype(np.float32)
-        return result
+        return classifier_result(self.classes, values, names)

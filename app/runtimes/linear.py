@@ -7,6 +7,11 @@ own (`LinearClassifierMixin`: `X @ coef_.T + intercept_`, then the sign or the a
 class), so it is done here in numpy with the same dtypes, and gives the same labels.
 Anything sklearn would have to check or convert (not 2-D floats, no rows, the wrong width,
 NaN or infinity) goes to the estimator's own `predict`, so its errors stay word for word.
+
+Measured: with sklearn's own `predict`, W1 (iris [1,4] REST JSON, c=8) served 32 % fewer
+requests (885 vs 1,309 req/s) and W2 (gRPC raw) 41 % fewer, 12 interleaved rounds of 2 s
+(bench/). The qualified names it checks are scikit-learn 1.9.1's (`WRITTEN_FOR`); the pin test
+fails on any other version, and tests/app/test_linear_fast_path.py compares the labels.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import numpy as np
 Predict = Callable[[np.ndarray], np.ndarray]
 
 _MIXIN = "LinearClassifierMixin"
+#: The library version this was written for (tests/app/test_library_pins.py).
+WRITTEN_FOR = ("scikit-learn", "1.9.1")
 
 
 def linear_predict(estimator: Any) -> Predict | None:
@@ -58,6 +65,7 @@ def linear_predict(estimator: Any) -> Predict | None:
             indices = (scores[:, 0] > 0).astype(np.intp)
         else:
             indices = scores.argmax(axis=1)
-        return classes.take(indices, axis=0)
+        labels: np.ndarray = classes.take(indices, axis=0)
+        return labels
 
     return predict

@@ -12,6 +12,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from app.codec.datatypes import DATATYPE_TO_DTYPE
 from app.errors import InvalidInput
 from app.model import Model
+from app.runtimes.columns import is_columnar, stack_columns
 from app.types import TensorSpec
 
 # onnxruntime's type strings for tensors that have an OIP datatype. bfloat16 and the float8
@@ -65,6 +66,7 @@ class ONNXModel(Model):
         ]
         self.default_outputs = None
         self._dtypes = {spec.name: DATATYPE_TO_DTYPE[spec.datatype] for spec in self.inputs}
+        self._graph_inputs = list(self.inputs)
 
     def predict(
         self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
@@ -89,6 +91,14 @@ class ONNXModel(Model):
 
     def _feed(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Name, cast and lay out the arrays the way the graph declares its inputs."""
+        if (
+            len(self._dtypes) == 1
+            and self.inputs != self._graph_inputs
+            and is_columnar(self.inputs)
+        ):
+            # One matrix in the graph, its features declared one per input in the config.
+            ((name, dtype),) = self._dtypes.items()
+            return {name: _cast(stack_columns(self.name, self.inputs, inputs), dtype)}
         if len(self._dtypes) == 1 and len(inputs) == 1:
             # A one-input graph takes the one array sent, whatever the client called it.
             ((name, dtype),) = self._dtypes.items()

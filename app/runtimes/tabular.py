@@ -1,7 +1,8 @@
 """The base of the built-in runtimes over one `[-1, n]` numeric input (sklearn, xgboost, lightgbm).
 
 It holds what they would otherwise each repeat: the metadata of a classifier or a regressor,
-`predict` as `predict_outputs` of the default outputs, and the rows of the request. A request
+`predict` as `predict_outputs` of the default outputs, and the rows of the request (the one
+matrix input, or the per-feature inputs a config entry declares, stacked). A request
 with no rows is answered here without calling the library: a `[0, n]` tensor is a valid OIP
 request, and scikit-learn raises on it.
 """
@@ -17,6 +18,7 @@ import numpy as np
 from app.codec.datatypes import dtype_from_datatype
 from app.model import Model
 from app.runtimes.classifier import PREDICTIONS, classifier_outputs, regressor_outputs
+from app.runtimes.columns import is_columnar, stack_columns
 from app.types import TensorSpec
 
 
@@ -44,7 +46,10 @@ class TabularModel(Model, ABC):
         """The outputs in `names` for the rows of the first input."""
         if not names:
             return {}
-        rows = np.asarray(next(iter(inputs.values())))
+        if is_columnar(self.inputs):  # inputs declared one per feature (app.runtimes.columns)
+            rows = stack_columns(self.name, self.inputs, inputs)
+        else:
+            rows = np.asarray(next(iter(inputs.values())))
         if rows.ndim == 1:
             rows = rows.reshape(1, -1)
         if rows.shape[0] == 0:

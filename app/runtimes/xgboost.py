@@ -8,11 +8,7 @@ from collections.abc import Collection
 import numpy as np
 import xgboost
 
-from app.runtimes.classifier import (
-    PREDICTIONS,
-    PROBABILITIES,
-    labels_from_probabilities,
-)
+from app.runtimes.classifier import PREDICTIONS, classifier_result
 from app.runtimes.tabular import TabularModel
 
 # Objectives whose booster answers one probability per class (softmax: the class index instead).
@@ -47,13 +43,7 @@ class XGBoostModel(TabularModel):
         """One `inplace_predict` call (no DMatrix), shaped into what `names` asks for."""
         if self.classes is None:
             return {PREDICTIONS: self._run(rows, "value").astype(np.float32)}
-        probabilities = self._probabilities(rows)
-        result: dict[str, np.ndarray] = {}
-        if PREDICTIONS in names:
-            result[PREDICTIONS] = labels_from_probabilities(self.classes, probabilities)
-        if PROBABILITIES in names:
-            result[PROBABILITIES] = probabilities.astype(np.float32)
-        return result
+        return classifier_result(self.classes, self._probabilities(rows), names)
 
     def _probabilities(self, rows: np.ndarray) -> np.ndarray:
         """Class probabilities, one column per class, whatever the classification objective."""
@@ -64,7 +54,8 @@ class XGBoostModel(TabularModel):
             # softmax answers the winning index only; the raw margins still give probabilities.
             margins = self._run(rows, "margin").astype(np.float64)
             margins = np.exp(margins - margins.max(axis=1, keepdims=True))
-            return margins / margins.sum(axis=1, keepdims=True)
+            probabilities: np.ndarray = margins / margins.sum(axis=1, keepdims=True)
+            return probabilities
         return self._run(rows, "value").reshape(len(rows), -1)
 
     def _run(self, rows: np.ndarray, predict_type: str) -> np.ndarray:

@@ -3,7 +3,8 @@
 Run with the python of the chassisml virtual environment (its protobuf pin clashes with ours,
 reference omi.md §8). Usage: python omi_client.py SCENARIO HOST PORT
 Scenarios: `tour` (Status, a batch Run, a 10 MiB input), `shutdown` (Status then Shutdown),
-`descriptor` (chassisml-protobuf's serialized file descriptor, base64, for the wire test).
+`explain` (a Run of the iris rows in EXPLAIN_ROWS with explain=True), `descriptor`
+(chassisml-protobuf's serialized file descriptor, base64, for the wire test).
 Exits non-zero on a transport error, printing it.
 """
 
@@ -80,6 +81,25 @@ async def shutdown(host: str, port: int) -> dict[str, Any]:
     return {"status": _status(status), "shutdown": _status(reply)}
 
 
+EXPLAIN_ROWS = [[6.8, 2.8, 4.8, 1.4], [5.0, 3.4, 1.5, 0.2]]
+
+
+async def explain(host: str, port: int) -> dict[str, Any]:
+    """One item per row, each with its `explanation.json` (the v1 explain body) parsed."""
+    from chassis.client import OMIClient
+
+    async with OMIClient(host, port, timeout=60) as client:
+        items = [{"input": json.dumps([row]).encode()} for row in EXPLAIN_ROWS]
+        run = await client.run(items, explain=True)
+    outputs = []
+    for item in run.outputs:
+        entry: dict[str, Any] = {"success": item.success, "keys": sorted(item.output)}
+        if "explanation.json" in item.output:
+            entry["explanation"] = json.loads(item.output["explanation.json"])
+        outputs.append(entry)
+    return {**_status(run), "outputs": outputs}
+
+
 def descriptor() -> dict[str, Any]:
     from chassis.protos.v1 import model_pb2
 
@@ -95,7 +115,7 @@ def main() -> int:
         print(json.dumps(descriptor()))
         return 0
     host, port = sys.argv[2], int(sys.argv[3])
-    runner = {"tour": tour, "shutdown": shutdown}[scenario]
+    runner = {"tour": tour, "shutdown": shutdown, "explain": explain}[scenario]
     try:
         result = asyncio.run(runner(host, port))
     except Exception as exc:  # the test reads what failed

@@ -6,7 +6,10 @@ Scenarios: `tour` (metadata, readiness, typed and raw infer, every datatype, a s
 repository, statistics, config), `compare` (the same request over REST and gRPC for every example
 model), `descriptors` (field tables of Triton's own protos, for the wire-identity test),
 `stats MODEL` (its success count, asked on several new connections), `load MODEL` and
-`unload MODEL` (the repository call's error, if any).
+`unload MODEL` (the repository call's error, if any), `columns MODEL MATRIX_MODEL [VERSION]`
+(a model whose inputs are declared one per feature, against the same model taking one matrix),
+`extensions` (each extension the server metadata lists, exercised over REST and gRPC by
+`EXTENSION_PROBES`).
 """
 
 from __future__ import annotations
@@ -244,6 +247,61 @@ def repository(grpc_url: str, action: str, model: str) -> dict[str, Any]:
     return {"error": None}
 
 
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def _infer_columns(module: Any, client: Any, model: str, columns: dict[str, np.ndarray]) -> Any:
+    """The model's predictions for one FP32 tensor per feature, or the error it answered."""
+    items = []
+    for name, column in columns.items():
+        item = module.InferInput(name, list(column.shape), "FP32")
+        item.set_data_from_numpy(column)
+        items.append(item)
+    wanted = [module.InferRequestedOutput("predictions")]
+    try:
+        return client.infer(model, items, outputs=wanted).as_numpy("predictions").tolist()
+    except Exception as exc:
+        return {"error": _error(exc)}
+
+
+def columns(
+    grpc_url: str, http_url: str, model: str, matrix_model: str, version: str = ""
+) -> dict[str, Any]:
+    """Per-feature tensors over gRPC and HTTP, the bad forms' errors, and the matrix answer."""
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    rows = np.array(IRIS_ROWS, dtype=np.float32)
+    out: dict[str, Any] = {}
+    for label, module, client in (
+        ("grpc", grpcclient, grpcclient.InferenceServerClient(grpc_url)),
+        ("http", httpclient, httpclient.InferenceServerClient(http_url)),
+    ):
+        metadata = (
+            client.get_model_metadata(model, as_json=True)
+            if module is grpcclient
+            else client.get_model_metadata(model)
+        )
+        matrix = module.InferInput("input-0", list(rows.shape), "FP32")
+        matrix.set_data_from_numpy(rows)
+        expected = client.infer(matrix_model, [matrix], model_version=version)
+        expected = expected.as_numpy("predictions").tolist()
+        by_feature = {name: np.ascontiguousarray(rows[:, i]) for i, name in enumerate(FEATURES)}
+        shuffled = dict(reversed(list(by_feature.items())))  # order on the wire does not matter
+        missing = {name: by_feature[name] for name in FEATURES[:3]}
+        short = {**by_feature, FEATURES[1]: by_feature[FEATURES[1]][:1]}
+        out[label] = {
+            "inputs": metadata["inputs"],
+            "expected": expected,
+            "columns": _infer_columns(module, client, model, by_feature),
+            "shuffled": _infer_columns(module, client, model, shuffled),
+            "missing": _infer_columns(module, client, model, missing),
+            "short": _infer_columns(module, client, model, short),
+            "ready": client.is_server_ready(),
+        }
+    return out
+
+
 def descriptors() -> dict[str, Any]:
     from tritonclient.grpc import model_config_pb2, service_pb2
 
@@ -283,6 +341,95 @@ def descriptors() -> dict[str, Any]:
     return {"messages": tables, "data_types": enums, "methods": methods}
 
 
+def _probe_binary_tensor_data(module: Any, client: Any) -> bool | None:
+    if module.__name__ == "tritonclient.grpc":
+        return None  # an HTTP extension: gRPC always carries raw_input_contents
+    rows = np.array(IRIS_ROWS, dtype=np.float32)
+    item = module.InferInput("input-0", list(rows.shape), "FP32")
+    item.set_data_from_numpy(rows, binary_data=True)
+    wanted = module.InferRequestedOutput("predictions", binary_data=True)
+    result = client.infer("iris", [item], outputs=[wanted])
+    (output,) = result.get_response()["outputs"]
+    return "binary_data_size" in output["parameters"] and result.as_numpy(
+        "predictions"
+    ).tolist() == [0, 2]
+
+
+def _probe_model_configuration(module: Any, client: Any) -> bool:
+    config = client.get_model_config("iris", as_json=True) if _is_grpc(module) else None
+    config = config["config"] if config is not None else client.get_model_config("iris")
+    return config["name"] == "iris" and config["input"][0]["name"] == "input-0"
+
+
+def _probe_model_repository(module: Any, client: Any) -> bool:
+    index = client.get_model_repository_index(as_json=True) if _is_grpc(module) else None
+    entries = index["models"] if index is not None else client.get_model_repository_index()
+    client.load_model("sum")  # raises unless the reload worked
+    return {"name": "iris", "version": "1", "state": "READY"}.items() <= next(
+        e for e in entries if e["name"] == "iris" and e.get("version") == "1"
+    ).items()
+
+
+def _probe_statistics(module: Any, client: Any) -> bool:
+    rows = np.array(IRIS_ROWS, dtype=np.float32)
+    item = module.InferInput("input-0", list(rows.shape), "FP32")
+    item.set_data_from_numpy(rows)
+    client.infer("iris", [item])
+    if _is_grpc(module):
+        answer = client.get_inference_statistics("iris", as_json=True)
+    else:
+        answer = client.get_inference_statistics("iris")
+    counts = [int(s["inference_stats"]["success"].get("count", 0)) for s in answer["model_stats"]]
+    return sum(counts) >= 1
+
+
+def _probe_parameters(module: Any, client: Any) -> bool:
+    item = module.InferInput("i", [1], "INT32")
+    item.set_data_from_numpy(np.array([1], dtype=np.int32))
+    result = client.infer("params", [item], parameters={"custom": "x", "n": 2})
+    return json.loads(result.as_numpy("parameters")[0]) == {"custom": "x", "n": 2}
+
+
+def _is_grpc(module: Any) -> bool:
+    return module.__name__ == "tritonclient.grpc"
+
+
+#: Each extension Modelport announces, and a request that exercises it through tritonclient
+#: (None: the extension does not exist in that protocol). tests/test_extensions_e2e.py fails
+#: when the server lists an extension this table cannot prove, or the other way round.
+EXTENSION_PROBES = {
+    "binary_tensor_data": _probe_binary_tensor_data,
+    "model_configuration": _probe_model_configuration,
+    "model_repository": _probe_model_repository,
+    "parameters": _probe_parameters,
+    "statistics": _probe_statistics,
+}
+
+
+def extensions(grpc_url: str, http_url: str) -> dict[str, Any]:
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    clients = {
+        "rest": (httpclient, httpclient.InferenceServerClient(http_url)),
+        "grpc": (grpcclient, grpcclient.InferenceServerClient(grpc_url)),
+    }
+    out: dict[str, Any] = {
+        "rest_extensions": clients["rest"][1].get_server_metadata()["extensions"],
+        "grpc_extensions": list(clients["grpc"][1].get_server_metadata().extensions),
+        "probes": {},
+    }
+    for name, probe in EXTENSION_PROBES.items():
+        results = {}
+        for protocol, (module, client) in clients.items():
+            try:
+                results[protocol] = probe(module, client)
+            except Exception as exc:
+                results[protocol] = _error(exc)
+        out["probes"][name] = results
+    return out
+
+
 def main() -> int:
     scenario = sys.argv[1]
     if scenario == "tour":
@@ -293,6 +440,10 @@ def main() -> int:
         result = descriptors()
     elif scenario == "stats":
         result = stats(sys.argv[2], sys.argv[3])
+    elif scenario == "columns":
+        result = columns(*sys.argv[2:7])
+    elif scenario == "extensions":
+        result = extensions(sys.argv[2], sys.argv[3])
     elif scenario in ("load", "unload"):
         result = repository(sys.argv[2], scenario, sys.argv[3])
     else:

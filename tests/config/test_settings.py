@@ -1,0 +1,181 @@
+"""Configuration loading: interpolation, validation by key path, relative paths, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.types import TensorSpec
+from config.interpolate import InterpolationError, interpolate
+from config.settings import DEFAULT_CONFIG, ConfigError, config_path, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_interpolation_reads_the_given_environment() -> None:
+    env = {"TOKEN": "s3cret"}
+    assert interpolate({"a": ["${TOKEN}", "x-${MISSING:-dflt}-y"]}, env) == {
+        "a": ["s3cret", "x-dflt-y"]
+    }
+    assert interpolate("${EMPTY:-}", {}) == ""
+
+
+def test_interpolation_names_the_unset_variable_and_key() -> None:
+    with pytest.raises(InterpolationError, match=r"server\.auth: .*'NOPE'"):
+        interpolate({"auth": "${NOPE}"}, {}, "server")
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: iris
+    runtime: sklearn
+    uri: sub/iris.joblib
+    inputs: [{name: x, datatype: FP32, shape: [-1, 4]}]
+""",
+    )
+    settings = load_settings(path, {})
+    assert settings.server.name == "modelport"
+    assert settings.server.http.port == 8080
+    assert settings.server.grpc.port == 8081
+    assert settings.server.omi.port == 45000
+    assert settings.server.auth is None
+    assert settings.server.limits.max_request_bytes == 64 * 1024 * 1024
+    (model,) = settings.models
+    assert model.error is None
+    assert model.version == "1"
+    assert model.uri == (tmp_path / "sub" / "iris.joblib").resolve()
+    assert model.inputs == (TensorSpec("x", "FP32", (-1, 4)),)
+
+
+def test_environment_fills_ports_and_tokens(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+server:
+  grpc: {port: "${GRPC:-9000}"}
+  auth: {bearer_tokens: ["${TOKEN}", "${UNSET:-}"]}
+models: [{name: m, runtime: sklearn, uri: a.joblib}]
+""",
+    )
+    settings = load_settings(path, {"TOKEN": "abc"})
+    assert settings.server.grpc.port == 9000
+    assert settings.server.auth is not None
+    assert settings.server.auth.bearer_tokens == ("abc",)  # an empty token never matches
+
+
+ONE_MODEL = "\nmodels: [{name: m, runtime: sklearn, uri: a.joblib}]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("server: {errors: loud}" + ONE_MODEL, r"server\.errors: Must be one of"),
+        ("server: {grpc: {port: 70000}}" + ONE_MODEL, r"server\.grpc\.port"),
+        ("server: {grpc: {port: abc}}" + ONE_MODEL, r"server\.grpc\.port: Not a valid integer"),
+        ("server: {auth: {bearer_tokens: ['${TOKEN}']}}", r"'TOKEN' is not set"),
+        ("server: 5" + ONE_MODEL, r"server: Invalid input type"),
+        ("- just a list", r"top level must be a mapping"),
+        ("server: [", r"not valid YAML: .*\(line 1, column 10\)$"),
+        ("server: {name: x}", r"models: no model is configured"),
+        ("", r"models: no model is configured"),
+        ("models: 5", r"models: Not a valid list"),
+    ],
+)
+def test_unusable_configs_are_one_line_naming_the_file_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings(path, {})
+    assert str(caught.value).startswith(f"config file '{path}'")
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_settings(tmp_path / "nope.yaml", {})
+
+
+def test_unknown_keys_are_warnings_with_their_full_path(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+colour: blue
+server:
+  foo: 1
+  grpc: {port: 9000, prot: 1}
+models:
+  - {name: a, runtime: sklearn, uri: a.joblib}
+  - {name: b, runtime: sklearn, uri: a.joblib}
+  - name: c
+    runtime: sklearn
+    uri: a.joblib
+    bar: 2
+    explain: {samples: 8, sample: 9}
+    inputs: [{name: x, datatype: FP32, shape: [-1, 4], dtype: FP32}]
+    parameters: {anything: goes}
+""",
+    )
+    settings = load_settings(path, {})
+    assert [w.removeprefix(f"config file '{path}': ") for w in settings.warnings] == [
+        "colour: unknown key, ignored",
+        "server.foo: unknown key, ignored",
+        "server.grpc.prot: unknown key, ignored",
+        "models[2].bar: unknown key, ignored",
+        "models[2].explain.sample: unknown key, ignored",
+        "models[2].inputs[0].dtype: unknown key, ignored",
+    ]
+    assert settings.server.grpc.port == 9000  # the known keys beside them still apply
+    model = settings.models[2]
+    assert model.error is None and model.explain.samples == 8
+    assert model.inputs == (TensorSpec("x", "FP32", (-1, 4)),)
+    assert model.parameters == {"anything": "goes"}  # free-form: never "unknown"
+
+
+def test_a_broken_model_entry_is_reported_by_name_and_the_others_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - {name: good, runtime: sklearn, uri: a.joblib}
+  - {name: typo, runtime: sklearn, uri: a.joblib, max_batch_size: lots}
+  - {name: noclass, runtime: python}
+  - {name: nouri, runtime: onnx}
+  - {name: wrong, runtime: tensorflow, uri: a}
+  - {name: good, runtime: sklearn, uri: b.joblib}
+  - {name: env, runtime: sklearn, uri: "${MODEL_DIR}/a.joblib"}
+""",
+    )
+    models = {(m.name, i): m for i, m in enumerate(load_settings(path, {}).models)}
+    errors = {name: m.error for (name, _), m in models.items()}
+    assert models[("good", 0)].error is None
+    assert "models[1].max_batch_size: Not a valid integer" in errors["typo"]
+    assert "needs 'class" in errors["noclass"]
+    assert "needs 'uri'" in errors["nouri"]
+    assert "models[4].runtime" in errors["wrong"]
+    assert "configured twice" in models[("good", 5)].error
+    assert "'MODEL_DIR' is not set" in errors["env"]
+
+
+def test_versions_may_be_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path, "models: [{name: m, version: 2, runtime: sklearn, uri: a}]")
+    assert load_settings(path, {}).models[0].version == "2"
+
+
+def test_config_path_comes_from_the_environment() -> None:
+    assert config_path({}) == DEFAULT_CONFIG
+    assert config_path({"MODELPORT_CONFIG": "/x/y.yaml"}) == Path("/x/y.yaml")
+
+
+def test_the_bundled_config_is_valid() -> None:
+    settings = load_settings(DEFAULT_CONFIG, {})
+    assert [m.error for m in settings.models if m.error] == []
+    assert {m.name for m in settings.models} >= {"iris", "iris-xgboost", "digits"}
