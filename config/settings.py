@@ -20,6 +20,7 @@ from marshmallow import ValidationError
 
 from config.interpolate import InterpolationError, interpolate
 from config.schemas import ModelSchema, ServerSchema, TopSchema, flatten_messages, strip_unknown
+from config.streams import STREAM_SCHEMA, StreamSettings, load_streams
 from vocabulary.tensor_spec import TensorSpec
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "models.yaml"
@@ -113,6 +114,7 @@ class Settings:
 
     server: ServerSettings = field(default_factory=ServerSettings)
     models: tuple[ModelSettings, ...] = ()
+    streams: tuple[StreamSettings, ...] = ()  # broker consumers (config/streams.py)
     source: Path | None = None  # the file these settings came from
     warnings: tuple[str, ...] = ()  # one line per ignored unknown key, naming its full path
 
@@ -176,6 +178,20 @@ def settings_from_dict(
         raise ConfigError(str(exc)) from None
     if not top["models"]:
         raise ConfigError("models: no model is configured; list at least one under 'models:'")
+    streams_raw = top["streams"]
+    if isinstance(streams_raw, list):  # unknown keys of a stream are warnings, as elsewhere
+        stripped = [
+            strip_unknown(STREAM_SCHEMA, entry, f"streams[{index}]")
+            for index, entry in enumerate(streams_raw)
+        ]
+        streams_raw = [entry for entry, _ in stripped]
+        unknown.extend(where for _, paths in stripped for where in paths)
+    try:
+        streams = load_streams(interpolate(streams_raw, environ, "streams"))
+    except ValidationError as exc:
+        raise ConfigError("; ".join(flatten_messages(exc.messages))) from None
+    except InterpolationError as exc:
+        raise ConfigError(str(exc)) from None
     models: list[ModelSettings] = []
     seen: set[tuple[str, str]] = set()
     for index, entry in enumerate(top["models"]):
@@ -192,7 +208,9 @@ def settings_from_dict(
         seen.add(key)
         models.append(model)
     warnings = tuple(f"{where}: unknown key, ignored" for where in unknown)
-    return Settings(server=server, models=tuple(models), source=source, warnings=warnings)
+    return Settings(
+        server=server, models=tuple(models), streams=streams, source=source, warnings=warnings
+    )
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
