@@ -153,9 +153,11 @@ def on_starting(server):
 # the current desired state: a replaced worker never serves a model that was unloaded.
 def post_worker_init(worker):
     from grpc_service import worker as sidecar
+    from streams import worker as streams
 
     _join_control(worker)
     sidecar.start(worker)
+    streams.start(worker)  # the `streams:` consumers (streams/worker.py), once models serve
 
 
 def _join_control(worker):
@@ -187,14 +189,18 @@ def _gevent_worker(worker) -> bool:
 
 def worker_int(worker):
     from grpc_service import worker as sidecar
+    from streams import worker as streams
 
-    sidecar.stop(worker, grace=1.0)  # SIGINT/SIGQUIT: gunicorn's quick shutdown
+    streams.stop(worker, grace=1.0)  # SIGINT/SIGQUIT: gunicorn's quick shutdown
+    sidecar.stop(worker, grace=1.0)
 
 
 def worker_exit(server, worker):
     from app import metrics
     from grpc_service import worker as sidecar
+    from streams import worker as streams
 
+    streams.stop(worker)  # answer and acknowledge what was taken, then leave the broker
     sidecar.stop(worker)
     metrics.flush()  # the last requests' counts are buffered in this worker (app/metrics.py)
     core = getattr(worker.wsgi, "extensions", {}).get("modelport")

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from app.codec.rest import dumps
+from app.codec.rest import error_to_json
 from app.errors import ModelportError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 
 log = logging.getLogger("modelport.http")
@@ -22,21 +22,9 @@ _HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: PayloadTooLar
 def error_body(
     status: int, reason: str, message: str, details: dict[str, Any] | None = None
 ) -> bytes:
-    """The error body in the configured form.
-
-    `oip`: `{"error": message}`, the string tritonclient and kserve's clients read. `detailed`:
-    `{"error": {"code": <HTTP status>, "message": ..., "details": {"reason": ..., ...}}}`, the
-    code a number as in Google's JSON error style, the machine-readable reason in `details`.
-    """
-    settings = current_app.extensions["modelport"].settings
-    if settings.server.errors == "detailed":
-        error = {
-            "code": status,
-            "message": message,
-            "details": {**(details or {}), "reason": reason},
-        }
-        return dumps({"error": error})
-    return dumps({"error": message})
+    """The error body in the form this app's config selects (`app.codec.rest.error_to_json`)."""
+    form = current_app.extensions["modelport"].settings.server.errors
+    return error_to_json(form, status, reason, message, details)
 
 
 def _response(status: int, body: bytes) -> Response:

@@ -24,6 +24,7 @@ from blueprints import (
     hooks,
     metrics,
     repository,
+    routed,
     v1,
     v2,
 )
@@ -60,5 +61,6 @@ def create_app(
     app.register_blueprint(v2.bp)
     app.register_blueprint(explain.bp)
     app.register_blueprint(config_ext.bp)
+    app.register_blueprint(routed.bp)
     app.register_blueprint(docs.bp)
     return app

@@ -39,8 +39,9 @@ def _protocol(req: Request) -> str:
     return blueprint or "http"
 
 
-def _model_label(req: Request, core: Modelport) -> str:
-    name = (req.view_args or {}).get("name", "")
+def _model_label(req: Request, core: Modelport, ctx: object) -> str:
+    # A body-routed request (blueprints/routed.py) names its model in the body, kept in `g`.
+    name = (req.view_args or {}).get("name") or getattr(ctx, "model", "")
     # Only configured names become labels: a client must not grow the metric cardinality.
     return name if core.manager.has(name) else ""
 
@@ -74,7 +75,7 @@ def after_request(response: Response) -> Response:
     if req.endpoint == "metrics.scrape":
         return response  # scrapes would drown the numbers they report
     core: Modelport = current_app.extensions["modelport"]
-    model, protocol = _model_label(req, core), _protocol(req)
+    model, protocol = _model_label(req, core, ctx), _protocol(req)
     status = response.status_code
     metrics.observe_request(
         model,

@@ -148,6 +148,21 @@ OPERATIONS: dict[str, Operation] = {
     "v2.model_ready": Operation("Health", _json(schemas.ModelReadySchema), _MODEL_ERRORS),
     "v2.infer": _INFER,
     "v2.infer_dict": _INFER_DICT,
+    "routed.routed": Operation(
+        "Inference",
+        {
+            **_json({"type": "object"}),
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+        (*_INFER.errors, 501),
+        body=schemas.RoutedRequestSchema,
+        body_example={"model": "iris", "operation": "infer", "inputs": [_IRIS_ROW]},
+        headers=(BINARY_HEADER,),
+        success_description=(
+            "What the URL form of the operation answers: the v2 response, v1 predictions, "
+            "metadata or readiness"
+        ),
+    ),
     "config_ext.model_config": Operation(
         "Metadata", _json(schemas.ModelConfigSchema), _MODEL_ERRORS
     ),

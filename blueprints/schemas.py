@@ -7,6 +7,28 @@ from __future__ import annotations
 
 from marshmallow import INCLUDE, Schema, fields, validate
 
+from app.codec.routed import OPERATIONS
+
+
+class RoutedRequestSchema(Schema):
+    """A body-routed request (`POST /`, `POST /v2/infer`, stream messages): the routing keys,
+    then the body of the operation (OIP v2, MLRun rows or records, or v1 `instances`)."""
+
+    class Meta:
+        unknown = "include"  # marshmallow.INCLUDE: the operation's own body keys
+
+    model = fields.String(
+        required=True, metadata={"description": "model name, or 'name:version'", "example": "iris"}
+    )
+    version = fields.String(metadata={"description": "model version; default the latest ready"})
+    operation = fields.String(
+        validate=validate.OneOf(OPERATIONS),
+        metadata={"description": "what to do; default infer"},
+    )
+    id = fields.String(metadata={"description": "request id, answered back; made when absent"})
+    inputs = fields.Raw(metadata={"description": "OIP tensors, MLRun rows or infer_dict records"})
+    instances = fields.Raw(metadata={"description": "KServe v1 rows; answered in v1 form"})
+
 
 class ErrorSchema(Schema):
     """Every error with `errors: oip` (the default): what tritonclient and kserve's clients read."""

@@ -140,6 +140,7 @@ class TopSchema(_Strict):
     server = fields.Raw(load_default=dict)
     models = fields.List(fields.Raw(), load_default=list)
     repositories = fields.List(fields.Nested(RepositorySchema), load_default=list)
+    streams = fields.Raw(load_default=list)  # validated by config/streams.py
 
 
 def strip_unknown(schema: Schema, data: Any, path: str) -> tuple[Any, list[str]]:

@@ -20,6 +20,7 @@ from marshmallow import ValidationError
 
 from config.interpolate import InterpolationError, interpolate
 from config.schemas import ModelSchema, ServerSchema, TopSchema, flatten_messages, strip_unknown
+from config.streams import STREAM_SCHEMA, StreamSettings, load_streams
 from vocabulary.tensor_spec import TensorSpec
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "models.yaml"
@@ -134,6 +135,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     models: tuple[ModelSettings, ...] = ()
     repositories: tuple[RepositorySettings, ...] = ()  # mounted beside `models`
+    streams: tuple[StreamSettings, ...] = ()  # broker consumers (config/streams.py)
     source: Path | None = None  # the file these settings came from
     warnings: tuple[str, ...] = ()  # one line per ignored unknown key, naming its full path
 
@@ -207,6 +209,20 @@ def settings_from_dict(
         )
     except InterpolationError as exc:
         raise ConfigError(str(exc)) from None
+    streams_raw = top["streams"]
+    if isinstance(streams_raw, list):  # unknown keys of a stream are warnings, as elsewhere
+        stripped = [
+            strip_unknown(STREAM_SCHEMA, entry, f"streams[{index}]")
+            for index, entry in enumerate(streams_raw)
+        ]
+        streams_raw = [entry for entry, _ in stripped]
+        unknown.extend(where for _, paths in stripped for where in paths)
+    try:
+        streams = load_streams(interpolate(streams_raw, environ, "streams"))
+    except ValidationError as exc:
+        raise ConfigError("; ".join(flatten_messages(exc.messages))) from None
+    except InterpolationError as exc:
+        raise ConfigError(str(exc)) from None
     models: list[ModelSettings] = []
     seen: set[tuple[str, str]] = set()
     for index, entry in enumerate(top["models"]):
@@ -227,6 +243,7 @@ def settings_from_dict(
         server=server,
         models=tuple(models),
         repositories=repositories,
+        streams=streams,
         source=source,
         warnings=warnings,
     )

@@ -38,6 +38,25 @@ def dumps(payload: Any) -> bytes:
     return orjson.dumps(payload, option=_DUMP_OPTIONS)
 
 
+def error_to_json(
+    form: str, status: int, reason: str, message: str, details: Mapping[str, Any] | None = None
+) -> bytes:
+    """An error body in the `errors:` form of the config (REST and stream answers alike).
+
+    `oip`: `{"error": message}`, the string tritonclient and kserve's clients read. `detailed`:
+    `{"error": {"code": <HTTP status>, "message": ..., "details": {"reason": ..., ...}}}`, the
+    code a number as in Google's JSON error style, the machine-readable reason in `details`.
+    """
+    if form == "detailed":
+        error = {
+            "code": status,
+            "message": message,
+            "details": {**(details or {}), "reason": reason},
+        }
+        return dumps({"error": error})
+    return dumps({"error": message})
+
+
 def new_id() -> str:
     """A request id for requests that bring none (KServe sends a uuid4 too)."""
     return uuid_id()

@@ -142,15 +142,18 @@ def test_credentials_are_documented_where_auth_is_configured(document: dict[str,
     )
     validate(secured)
     assert set(secured["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    # By path and method: `GET /` is public, the body-routed `POST /` is not.
     public = {
-        _path(rule.rule)
+        (_path(rule.rule), method.lower())
         for rule in secured_app.url_map.iter_rules()
         if rule.endpoint in PUBLIC_ENDPOINTS
+        for method in rule.methods or ()
     }
     for path, item in secured["paths"].items():
-        for operation in item.values():
-            assert ("401" in operation["responses"]) is (path not in public), path
-            assert ("security" in operation) is (path not in public), path
+        for method, operation in item.items():
+            closed = (path, method) not in public
+            assert ("401" in operation["responses"]) is closed, (path, method)
+            assert ("security" in operation) is closed, (path, method)
     assert "securitySchemes" not in document["components"]
     assert not any(
         "401" in op["responses"] for item in document["paths"].values() for op in item.values()
