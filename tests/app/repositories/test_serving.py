@@ -21,6 +21,7 @@ from tests.repositories import (
     build_mlflow,
     build_mlserver,
     build_triton,
+    train_catboost,
 )
 
 CONFIG = """
@@ -42,6 +43,12 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("repositories")
     build_triton(root / "triton")
     build_mlserver(root / "mlserver")
+    catboost = root / "mlserver" / "iris-catboost"
+    catboost.mkdir()
+    train_catboost(catboost / "model.cbm")
+    (catboost / "model-settings.json").write_text(
+        json.dumps({"name": "iris-catboost", "implementation": "mlserver_catboost.CatboostModel"})
+    )
     build_mlflow(root / "mlflow")
     (root / "models.yaml").write_text(CONFIG.format(models=MODELS), encoding="utf-8")
     return root
@@ -93,6 +100,16 @@ def test_repository_models_answer_as_the_local_ones(
     assert infer(client, model, rows_request(outputs)) == infer(
         client, local, rows_request(outputs)
     )
+
+
+def test_a_catboost_model_predicts_and_explains_with_tree_shap(client: FlaskClient) -> None:
+    assert infer(client, "iris-catboost", rows_request())["predictions"] == [1, 1]
+    answer = client.post("/v2/models/iris-catboost/explain", json=rows_request())
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["parameters"]["explainer"] == "tree_shap"
+    shapes = {o["name"]: o["shape"] for o in body["outputs"]}
+    assert shapes["attributions"] == [2, 3, 4] and shapes["base_values"] == [2, 3]
 
 
 def test_both_triton_versions_serve(client: FlaskClient) -> None:
