@@ -67,29 +67,48 @@ class ONNXModel(Model):
         self.default_outputs = None
         self._dtypes = {spec.name: DATATYPE_TO_DTYPE[spec.datatype] for spec in self.inputs}
         self._graph_inputs = list(self.inputs)
-        self._graph_outputs = [spec.name for spec in self.outputs]
+        self._graph_output_specs = list(self.outputs)
         # Triton's `reshape`: tensors the graph takes or gives in another shape than declared.
         self._reshape = dict(self.settings.reshape)
 
     def check_declared(self) -> None:
-        """Declared outputs must be the graph's; so must the inputs of a graph with several.
+        """Declared tensors must be the graph's, in shapes it takes (after any `reshape`).
 
         A one-input graph takes its tensor under any name, and one matrix input may be declared
-        one input per feature (`app.runtimes.columns`). Raises ValueError naming the tensor.
+        one input per feature (`app.runtimes.columns`, checked per request). Raises ValueError
+        naming the tensor.
         """
-        unknown = [spec.name for spec in self.outputs if spec.name not in self._graph_outputs]
-        if unknown:
-            raise ValueError(
-                f"output '{unknown[0]}' is declared, but the graph has no such output "
-                f"(outputs: {self._graph_outputs})"
-            )
-        if len(self._dtypes) > 1:
-            missing = [spec.name for spec in self.inputs if spec.name not in self._dtypes]
-            if missing:
+        graph_outputs = {spec.name: spec for spec in self._graph_output_specs}
+        for spec in self.outputs:
+            if spec.name not in graph_outputs:
                 raise ValueError(
-                    f"input '{missing[0]}' is declared, but the graph has no such input "
-                    f"(inputs: {sorted(self._dtypes)})"
+                    f"output '{spec.name}' is declared, but the graph has no such output "
+                    f"(outputs: {list(graph_outputs)})"
                 )
+            self._check_shape("output", spec, graph_outputs[spec.name])
+        graph = self._graph_inputs
+        if len(graph) == 1 and self.inputs != graph and is_columnar(self.inputs):
+            return
+        graph_inputs = {spec.name: spec for spec in graph}
+        for spec in self.inputs:
+            found = graph_inputs.get(spec.name) or (graph[0] if len(graph) == 1 else None)
+            if found is None:
+                raise ValueError(
+                    f"input '{spec.name}' is declared, but the graph has no such input "
+                    f"(inputs: {list(graph_inputs)})"
+                )
+            self._check_shape("input", spec, found)
+
+    def _check_shape(self, kind: str, spec: TensorSpec, graph: TensorSpec) -> None:
+        shape = self._reshape.get(spec.name, spec.shape)
+        if len(shape) != len(graph.shape) or any(
+            want != got and -1 not in (want, got)
+            for want, got in zip(shape, graph.shape, strict=True)
+        ):
+            raise ValueError(
+                f"{kind} '{spec.name}' is declared with shape {list(shape)}, but the graph's is "
+                f"{list(graph.shape)}"
+            )
 
     def predict(
         self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.manager import instantiate
 from app.repositories import triton
 from config.settings import ModelSettings
 from tests.repositories import MODELS, TRITON_BROKEN, build_triton
@@ -124,3 +125,33 @@ def test_a_folder_without_versions_or_config(tmp_path: Path) -> None:
     errors = {m.name: m.error for m in triton.read(tmp_path)}
     assert "no version folder (1/, 2/, ...) holds the model" in (errors["empty"] or "")
     assert "no config.pbtxt, and no version folder holds model.onnx" in (errors["bare"] or "")
+
+
+@pytest.mark.parametrize(
+    ("tensors", "reason"),
+    [
+        (
+            'output [{name: "scores", data_type: TYPE_FP32, dims: [3]}]',
+            "output 'scores' is declared, but the graph has no such output",
+        ),
+        (
+            'output [{name: "probabilities", data_type: TYPE_FP32, dims: [4]}]',
+            r"output 'probabilities' is declared with shape \[-1, 4\], but the graph's",
+        ),
+        (
+            'input [{name: "input-0", data_type: TYPE_FP32, dims: [3]}]',
+            r"input 'input-0' is declared with shape \[-1, 3\], but the graph's is \[-1, 4\]",
+        ),
+        (
+            'input [{name: "x", data_type: TYPE_FP32, dims: [2, 2], reshape: {shape: [3]}}]',
+            r"input 'x' is declared with shape \[-1, 3\]",
+        ),
+    ],
+)
+def test_tensors_the_graph_does_not_have_fail_the_load(
+    tmp_path: Path, tensors: str, reason: str
+) -> None:
+    model_folder(tmp_path, f'platform: "onnxruntime_onnx"\nmax_batch_size: 4\n{tensors}\n')
+    (settings,) = triton.read(tmp_path)
+    with pytest.raises(ValueError, match=reason):
+        instantiate(settings)
