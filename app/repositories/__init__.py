@@ -67,5 +67,12 @@ def scan(repositories: Iterable[RepositorySettings]) -> Scan:
         except (OSError, Refused) as exc:  # the repository is skipped, not the server
             problems.append(f"{repository.format} repository '{repository.path}': {exc}")
             continue
+        except Exception as exc:  # a reader's bug on odd content must not stop the server
+            log.exception("reading %s repository '%s' failed", repository.format, folder)
+            problems.append(
+                f"{repository.format} repository '{repository.path}' could not be read: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            continue
         models.extend(replace(model, repository=repository) for model in found)
     return Scan(tuple(models), tuple(problems))

@@ -44,6 +44,8 @@ def read(root: Path) -> list[ModelSettings]:
     if not isinstance(server, dict):
         server = {}
     models_root = root / str(server.get("model_repository_root", "."))
+    if not models_root.is_dir():
+        raise Refused(f"{SERVER_SETTINGS}: model_repository_root {models_root} is not a folder")
     load = server.get("load_models_at_startup", True) is not False
     return [_model(path, load) for path in sorted(models_root.rglob(MODEL_SETTINGS))]
 
@@ -77,13 +79,15 @@ def _model(path: Path, load: bool) -> ModelSettings:
         }
     except Refused as exc:
         return ModelSettings(name=name, error=f"{where}: {exc}")
-    for key, field in (("inputs", "inputs"), ("outputs", "outputs")):
+    for key in ("inputs", "outputs"):
         if raw.get(key):
-            entry[field] = [_tensor(item) for item in raw[key]]
+            items = raw[key]
+            entry[key] = [_tensor(item) for item in items] if isinstance(items, list) else items
     batch_size = raw.get("max_batch_size") or 0
-    if isinstance(batch_size, int) and batch_size > 1:  # MLServer batches from 2 rows on
-        entry["max_batch_size"] = batch_size
-        entry["batch_delay_ms"] = float(raw.get("max_batch_time") or 0) * 1000.0
+    if not isinstance(batch_size, int) or batch_size > 1:  # MLServer batches from 2 rows on
+        entry["max_batch_size"] = batch_size  # not a number: the schema says so
+        delay = raw.get("max_batch_time") or 0
+        entry["batch_delay_ms"] = delay * 1000.0 if isinstance(delay, int | float) else delay
     settings = model_settings(entry, where, folder)
     return settings if load or settings.error else replace(settings, load_at_start=False)
 

@@ -95,3 +95,31 @@ def test_broken_model_settings_say_why(tmp_path: Path, settings: object, reason:
         (tmp_path / "m" / "model.joblib").unlink()
     (model,) = mlserver.read(tmp_path)
     assert reason in (model.error or ""), model.error
+
+
+def test_a_settings_json_that_cannot_be_used_skips_the_repository(tmp_path: Path) -> None:
+    from app.repositories import scan
+    from config.settings import RepositorySettings
+
+    for folder, text in (("bad", "{oops"), ("moved", '{"model_repository_root": "nowhere"}')):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "settings.json").write_text(text, encoding="utf-8")
+    found = scan([RepositorySettings("mlserver", name, tmp_path) for name in ("bad", "moved")])
+    assert found.models == ()
+    assert "mlserver repository 'bad': settings.json is not valid JSON" in found.problems[0]
+    assert "model_repository_root" in found.problems[1] and "is not a folder" in found.problems[1]
+
+
+def test_odd_batching_values_are_named(tmp_path: Path) -> None:
+    write(
+        tmp_path / "m",
+        {
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "max_batch_size": 4,
+            "max_batch_time": "soon",
+            "parameters": {"uri": "model.joblib"},
+        },
+        ("iris.joblib", "model.joblib"),
+    )
+    (model,) = mlserver.read(tmp_path)
+    assert "batch_delay_ms: Not a valid number" in (model.error or ""), model.error
