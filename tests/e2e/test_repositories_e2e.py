@@ -172,10 +172,17 @@ def test_sighup_mounts_what_the_folders_hold_then(server: GunicornServer, root: 
     shutil.copytree(root / "mlflow" / "iris-mlflow", root / "mlflow" / "iris-hup")
     server.signal(signal.SIGHUP)
     url = f"{server.url}/v1/models/iris-hup:predict"
-    deadline = time.monotonic() + 90
+    # gunicorn stops the old workers as soon as it has forked the new ones, which are still
+    # loading every model (mlflow's import alone takes seconds on a busy machine): until one
+    # of them accepts, a request waits in the listen queue.
+    deadline = time.monotonic() + 180
+    answer = None
     while time.monotonic() < deadline:
-        answer = requests.post(url, json={"instances": [[6.8, 2.8, 4.8, 1.4]]}, timeout=30)
+        try:
+            answer = requests.post(url, json={"instances": [[6.8, 2.8, 4.8, 1.4]]}, timeout=10)
+        except requests.RequestException:
+            continue
         if answer.status_code == 200:
             break
         time.sleep(0.3)
-    assert answer.json() == {"predictions": [1]}
+    assert answer is not None and answer.json() == {"predictions": [1]}
