@@ -10,6 +10,7 @@ from gunicorn.config import Config
 
 from app import logging as json_logging
 from app.gunicorn_logger import QuietAccessLogger
+from app.repositories import scan
 from config.settings import REPORTED_ENV, ConfigError, Settings, load_settings
 
 
@@ -43,7 +44,13 @@ def _read_settings() -> Settings:
         log.error("%s", exc)
         raise SystemExit(1) from None
     if _checking_config():
-        problems = [*settings.warnings, *(model.error for model in settings.models if model.error)]
+        found = scan(settings.repositories)  # what the repositories hold, read without loading
+        models = [*settings.models, *found.models]
+        problems = [
+            *settings.warnings,
+            *found.problems,
+            *(model.error for model in models if model.error),
+        ]
         for problem in problems:
             log.error("%s", problem)
         if problems:
@@ -77,7 +84,11 @@ if worker_class == "gevent":
     # gunicorn's own waits out graceful_timeout for any client that keeps one open.
     worker_class = "app.gevent_worker.GeventWorker"
 threads = int(os.environ.get("MODELPORT_THREADS", "0")) or max(
-    [2, *(model.max_batch_size for model in _settings.models)]
+    [
+        2,
+        *(model.max_batch_size for model in _settings.models),
+        *(model.max_batch_size for model in scan(_settings.repositories).models),
+    ]
 )
 # Models load in each worker after the fork (never preload): the gRPC sidecar and native
 # runtimes must not be shared across fork().

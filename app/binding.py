@@ -13,6 +13,7 @@ from app.codec.datatypes import datatype_from_dtype, dtype_from_datatype
 from app.codec.tensors import as_bytes_array
 from app.errors import InvalidInput, ModelFailed, ModelportError
 from app.model import Model
+from app.runtimes.columns import is_columnar
 from app.types import InferRequest, Tensor, TensorSpec
 
 
@@ -37,6 +38,8 @@ def bind_inputs(model: Model, request: InferRequest) -> dict[str, np.ndarray]:
                 f"model '{model.name}' takes one input ('{specs[0].name}'), got {len(tensors)}"
             )
         return {specs[0].name: _check(model, specs[0], tensors[0], request.cast_inputs)}
+    if len(tensors) == 1 and request.cast_inputs and is_columnar(specs):
+        return _split_rows(model, specs, tensors[0])
     by_name = {spec.name: spec for spec in specs}
     unknown = [name for name in names if name not in by_name]
     if unknown:
@@ -47,6 +50,25 @@ def bind_inputs(model: Model, request: InferRequest) -> dict[str, np.ndarray]:
     if missing:
         raise InvalidInput(f"model '{model.name}': input '{missing[0]}' is missing")
     return {t.name: _check(model, by_name[t.name], t, request.cast_inputs) for t in tensors}
+
+
+def _split_rows(model: Model, specs: list[TensorSpec], tensor: Tensor) -> dict[str, np.ndarray]:
+    """Untyped rows (v1 instances, MLRun rows) for a model whose inputs are its features.
+
+    Each row holds one value per declared input, in the declared order (as MLflow reads the
+    columns of such a row). Raises `InvalidInput` when the rows are not that wide.
+    """
+    rows = tensor.data[np.newaxis, :] if tensor.data.ndim == 1 else tensor.data
+    if rows.ndim != 2 or rows.shape[1] != len(specs) or any(len(s.shape) != 1 for s in specs):
+        raise InvalidInput(
+            f"model '{model.name}' takes one input per feature ({[s.name for s in specs]}): "
+            f"send rows of {len(specs)} values, or one tensor per input (got shape "
+            f"{list(tensor.data.shape)})"
+        )
+    return {
+        spec.name: _check(model, spec, Tensor(spec.name, tensor.datatype, rows[:, i]), True)
+        for i, spec in enumerate(specs)
+    }
 
 
 def _check(model: Model, spec: TensorSpec, tensor: Tensor, cast: bool) -> np.ndarray:

@@ -239,7 +239,12 @@ class DataPlane:
     # -- repository --------------------------------------------------------------------------
 
     def repository_index(self, ready_only: bool = False) -> list[ModelEntry]:
-        """Every configured model version with its state (Triton's repository index)."""
+        """Every configured model version with its state (Triton's repository index).
+
+        The repositories are read again first, so a model dropped into one since is listed
+        (not loaded: `load_model` loads it).
+        """
+        self.manager.rescan()
         return [e for e in self.manager.entries() if e.ready or not ready_only]
 
     def load_model(self, name: str, parameters: Collection[str] = ()) -> None:
@@ -253,7 +258,7 @@ class DataPlane:
         if overrides:
             raise InvalidInput(
                 f"load parameter '{overrides[0]}' is not supported: "
-                "models come from the config file"
+                "models come from the config file and its repositories"
             )
         self.workers.load(name)
 

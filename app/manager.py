@@ -10,13 +10,14 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.entries import ModelEntry, ModelState
 from app.errors import ModelNotFound, ModelUnavailable
 from app.model import Model
+from app.repositories import scan
 from app.runtimes import RUNTIME_CLASSES, import_class
-from config.settings import ModelSettings, Settings
+from config.settings import ModelSettings, RepositorySettings, Settings
 
 log = logging.getLogger("modelport.manager")
 
@@ -67,28 +68,104 @@ def instantiate(settings: ModelSettings) -> Model:
             model.default_outputs = [n for n in model.default_outputs if n in declared] or None
     if settings.features is not None:
         model.features = list(settings.features)
+    if settings.inputs is not None or settings.outputs is not None:
+        model.check_declared()
     return model
 
 
 class ModelManager:
-    """Mounts the models of a `Settings` and answers which version serves a request."""
+    """Mounts the models of a `Settings` and answers which version serves a request.
+
+    The models are the `models:` entries and what the `repositories:` hold when the manager is
+    made. `rescan` lists the models a repository gained since (not loaded); `prepare` (and so
+    `load`) reads a repository model's versions again before loading them.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._lock = threading.RLock()
         self._entries: dict[str, dict[str, ModelEntry]] = {}
         self._configured: dict[str, list[ModelSettings]] = {}
+        self._repositories: tuple[RepositorySettings, ...] = settings.repositories
         #: Called with each model that stops serving (reloaded, unloaded, or no longer
         #: configured) once lookups no longer return it: the data plane closes its batcher.
         self.on_retire: list[Callable[[Model], None]] = []
         for model_settings in settings.models:
             self._configured.setdefault(model_settings.name, []).append(model_settings)
-            self._set(ModelEntry(model_settings, ModelState.LOADING, "not loaded yet"))
+        for model_settings in self._scan():
+            self._configured.setdefault(model_settings.name, []).append(model_settings)
+        for model_settings in (s for versions in self._configured.values() for s in versions):
+            if model_settings.load_at_start:
+                self._set(ModelEntry(model_settings, ModelState.LOADING, "not loaded yet"))
+            else:
+                self._set(_not_loaded(model_settings))
 
     def load_all(self) -> None:
         """Load every configured model; a failure is logged and recorded, never raised."""
         for settings_list in list(self._configured.values()):
             for model_settings in settings_list:
-                self._load_one(model_settings)
+                if model_settings.load_at_start:
+                    self._load_one(model_settings)
+
+    def _scan(self, quiet: bool = False) -> list[ModelSettings]:
+        """What the repositories hold now, less the models `models:` or an earlier repository
+        already names (each such clash is logged, once at start)."""
+        if not self._repositories:
+            return []
+        found = scan(self._repositories)
+        taken = {name for name, versions in self._configured.items() if _from_config(versions)}
+        owner: dict[str, RepositorySettings] = {}
+        seen: set[tuple[str, str]] = set()
+        models = []
+        for settings in found.models:
+            repository = settings.repository
+            assert repository is not None  # scan sets it on every entry
+            key = (settings.name, settings.version)
+            if key in seen and settings.error is None:
+                message = f"model '{key[0]}' version '{key[1]}' is in the repository twice"
+                settings = replace(settings, error=message)
+            seen.add(key)
+            if settings.name in taken or owner.setdefault(settings.name, repository) != repository:
+                if not quiet:
+                    log.error(
+                        "%s repository '%s': model '%s' is skipped: another source already "
+                        "has a model of that name",
+                        repository.format,
+                        repository.path,
+                        settings.name,
+                    )
+                continue
+            models.append(settings)
+        if not quiet:
+            for problem in found.problems:
+                log.error("%s", problem)
+        return models
+
+    def rescan(self) -> None:
+        """Read the repositories again and list the models they gained, not loaded yet.
+
+        As Triton's repository index does: what serves does not change; a new model serves
+        once `load` is asked for it (server-wide), and a broken one is listed with its reason.
+        """
+        with self._lock:
+            known = set(self._configured)
+            for settings in self._scan(quiet=True):
+                if settings.name not in known:
+                    self._configured.setdefault(settings.name, []).append(settings)
+            for name, versions in self._configured.items():
+                for settings in versions:
+                    if name not in self._entries or settings.version not in self._entries[name]:
+                        self._set(
+                            _not_loaded(settings)
+                            if not settings.error
+                            else _instantiate_entry(settings)
+                        )
+
+    def require(self, name: str) -> None:
+        """Raise `ModelNotFound` unless `name` is configured, or a repository now holds it."""
+        with self._lock:
+            if name not in self._entries:
+                self.rescan()
+            self._versions(name)
 
     def _set(self, entry: ModelEntry) -> None:
         with self._lock:
@@ -192,10 +269,23 @@ class ModelManager:
         name the configuration does not have.
         """
         with self._lock:
+            if not _from_config(self._configured.get(name, [])):
+                self._reread(name)
             settings_list = self._configured.get(name)
             if not settings_list:
                 raise ModelNotFound(f"model '{name}' not found")
             return Prepared(name, tuple(_instantiate_entry(s) for s in settings_list))
+
+    def _reread(self, name: str) -> None:
+        """Replace a repository model's versions by what its repository holds now.
+
+        Raises `ModelNotFound` when no repository holds it (any more).
+        """
+        versions = [settings for settings in self._scan(quiet=True) if settings.name == name]
+        if not versions:
+            gone = " any more" if name in self._configured else ""
+            raise ModelNotFound(f"model '{name}' not found in the repositories{gone}")
+        self._configured[name] = versions
 
     def commit(self, prepared: Prepared) -> list[ModelEntry]:
         """Serve the versions of `prepared` in place of those in service; return them.
@@ -207,7 +297,20 @@ class ModelManager:
             entries = [entry for entry in prepared.entries if entry.settings in configured]
             for entry in entries:
                 self._install(entry)
+            if not _from_config(configured):  # versions its repository no longer serves go
+                self._drop_versions(prepared.name, {s.version for s in configured})
             return entries
+
+    def _drop_versions(self, name: str, kept: set[str]) -> None:
+        versions = self._entries.get(name, {})
+        if all(version in kept for version in versions):
+            return
+        remaining = {v: entry for v, entry in versions.items() if v in kept}
+        self._entries = {**self._entries, name: remaining}
+        for version, entry in versions.items():
+            if version not in kept:
+                log.info("model '%s' version '%s' is no longer served", name, version)
+                self._retire(entry, ModelEntry(entry.settings, ModelState.UNAVAILABLE))
 
     def check_loaded(self, name: str) -> None:
         """Raise what `load` would for `name`'s versions as they are, without loading again.
@@ -227,6 +330,20 @@ class ModelManager:
         with self._lock:
             for entry in self._versions(name).values():
                 self._set(ModelEntry(entry.settings, ModelState.UNAVAILABLE, "unloaded"))
+
+
+def _from_config(versions: Iterable[ModelSettings]) -> bool:
+    """Whether these are the versions of a `models:` entry (empty: of no source yet)."""
+    return any(settings.repository is None for settings in versions)
+
+
+def _not_loaded(settings: ModelSettings) -> ModelEntry:
+    """The entry of a repository model listed but not loaded (yet)."""
+    return ModelEntry(
+        settings,
+        ModelState.UNAVAILABLE,
+        f"not loaded: POST /v2/repository/models/{settings.name}/load loads it",
+    )
 
 
 def _instantiate_entry(settings: ModelSettings) -> ModelEntry:

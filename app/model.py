@@ -43,6 +43,13 @@ class Model:
     def load(self) -> None:
         """Load weights from `self.uri`; raise to mark the model failed (others keep serving)."""
 
+    def check_declared(self) -> None:
+        """Refuse inputs/outputs that the config declared and the model cannot serve.
+
+        Called once the config's declarations replaced what `load` read; raise (a message that
+        names the tensor) to mark the model failed. The default accepts any.
+        """
+
     def predict(
         self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
     ) -> dict[str, np.ndarray]:

@@ -142,7 +142,7 @@ class SharedWorkers(Workers):
         published), `ModelUnavailable` naming the failed load and the workers it failed in, or
         `WorkersUnresponsive` naming the workers that did not answer in time.
         """
-        self.manager.entries(name)  # ModelNotFound before anything is published
+        self.manager.require(name)  # ModelNotFound before anything is published
         deadline = time.monotonic() + self.timeout
         with self.channel.exclusive(self.timeout) as held:
             if not held:

@@ -13,7 +13,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from vocabulary.datatypes import DATATYPES
 
-RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx", "python")
+RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx", "catboost", "mlflow", "python")
+#: Layouts of other servers' model repositories that `repositories:` mounts (app/repositories).
+REPOSITORY_FORMATS = ("triton", "mlserver", "mlflow")
 _PORT = validate.Range(min=0, max=65535)
 
 
@@ -123,9 +125,21 @@ class ServerSchema(_Strict):
     )
 
 
+class RepositorySchema(_Strict):
+    format = fields.String(
+        required=True,
+        validate=validate.OneOf(REPOSITORY_FORMATS),
+        metadata={"description": "whose layout: triton | mlserver | mlflow"},
+    )
+    path = fields.String(
+        required=True, metadata={"description": "the repository folder, relative to the config"}
+    )
+
+
 class TopSchema(_Strict):
     server = fields.Raw(load_default=dict)
     models = fields.List(fields.Raw(), load_default=list)
+    repositories = fields.List(fields.Nested(RepositorySchema), load_default=list)
     streams = fields.Raw(load_default=list)  # validated by config/streams.py
 
 

@@ -51,7 +51,7 @@ class ModelSettings:
 
     name: str
     version: str = "1"  # several entries with one name are several versions
-    runtime: str = "python"  # sklearn | xgboost | lightgbm | onnx | python
+    runtime: str = "python"  # sklearn | xgboost | lightgbm | onnx | catboost | mlflow | python
     uri: Path | None = None  # model file, resolved against the config file's folder
     class_path: str | None = None  # runtime python: "module:Class"
     path: Path | None = None  # folder added to sys.path before importing class_path
@@ -63,6 +63,26 @@ class ModelSettings:
     parameters: Mapping[str, Any] = field(default_factory=dict)  # free-form, for load()
     explain: ExplainSettings = field(default_factory=ExplainSettings)
     error: str | None = None  # why this entry could not be read; the model is then FAILED
+    # Read from a repository (`repositories:`) instead of a `models:` entry: which one.
+    repository: RepositorySettings | None = None
+    # Triton's configuration of a model read from a Triton repository, in its JSON form: what
+    # `/v2/models/{m}/config` answers for it.
+    model_config: Mapping[str, Any] | None = None
+    # Tensor name -> the shape the model itself takes or gives where it differs from the
+    # declared one (Triton's `reshape`; a batched model's batch dimension is the leading -1).
+    reshape: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # False: listed but loaded only when the repository API asks (MLServer's
+    # `load_models_at_startup: false`).
+    load_at_start: bool = True
+
+
+@dataclass(frozen=True)
+class RepositorySettings:
+    """One `repositories:` entry: a folder of models in another server's layout."""
+
+    format: str  # triton | mlserver | mlflow
+    path: str  # as written (interpolated); app.repositories.local_folder makes it a folder
+    base: Path  # the config file's folder, which a relative `path` is relative to
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,7 @@ class Settings:
 
     server: ServerSettings = field(default_factory=ServerSettings)
     models: tuple[ModelSettings, ...] = ()
+    repositories: tuple[RepositorySettings, ...] = ()  # mounted beside `models`
     streams: tuple[StreamSettings, ...] = ()  # broker consumers (config/streams.py)
     source: Path | None = None  # the file these settings came from
     warnings: tuple[str, ...] = ()  # one line per ignored unknown key, naming its full path
@@ -176,8 +197,18 @@ def settings_from_dict(
         raise ConfigError("; ".join(flatten_messages(exc.messages, "server"))) from None
     except InterpolationError as exc:
         raise ConfigError(str(exc)) from None
-    if not top["models"]:
-        raise ConfigError("models: no model is configured; list at least one under 'models:'")
+    if not top["models"] and not top["repositories"]:
+        raise ConfigError(
+            "models: no model is configured; list at least one under 'models:' "
+            "or a folder of them under 'repositories:'"
+        )
+    try:
+        repositories = tuple(
+            RepositorySettings(entry["format"], entry["path"], base)
+            for entry in interpolate(top["repositories"], environ, "repositories")
+        )
+    except InterpolationError as exc:
+        raise ConfigError(str(exc)) from None
     streams_raw = top["streams"]
     if isinstance(streams_raw, list):  # unknown keys of a stream are warnings, as elsewhere
         stripped = [
@@ -209,7 +240,12 @@ def settings_from_dict(
         models.append(model)
     warnings = tuple(f"{where}: unknown key, ignored" for where in unknown)
     return Settings(
-        server=server, models=tuple(models), streams=streams, source=source, warnings=warnings
+        server=server,
+        models=tuple(models),
+        repositories=repositories,
+        streams=streams,
+        source=source,
+        warnings=warnings,
     )
 
 
@@ -222,7 +258,18 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> ModelSettings:
-    where = f"models[{index}]"
+    return model_settings(entry, f"models[{index}]", base, environ)
+
+
+def model_settings(
+    entry: Any, where: str, base: Path, environ: Mapping[str, str] | None = None
+) -> ModelSettings:
+    """One model entry (a `models:` item, or what a repository reader made of another server's
+    files), validated; relative paths resolve against `base`.
+
+    `where` names the entry in messages; `environ`, when given, fills `${VAR}`s (a repository's
+    own files are read as they are). A broken entry comes back with its `error` set.
+    """
     name = entry.get("name") if isinstance(entry, dict) else None
     name = name if isinstance(name, str) and name else where
     version = entry.get("version") if isinstance(entry, dict) else None
@@ -230,7 +277,7 @@ def _model(entry: Any, index: int, base: Path, environ: Mapping[str, str]) -> Mo
     if isinstance(entry, dict) and isinstance(entry.get("version"), int):
         entry = {**entry, "version": str(entry["version"])}
     try:
-        data = _MODEL_SCHEMA.load(interpolate(entry, environ, where))
+        data = _MODEL_SCHEMA.load(entry if environ is None else interpolate(entry, environ, where))
     except InterpolationError as exc:
         return ModelSettings(name=name, version=version, error=str(exc))
     except ValidationError as exc:

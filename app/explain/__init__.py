@@ -3,7 +3,7 @@
 The choice, most specific first:
 
 1. a model class with its own `explain(inputs, parameters)` method (`own.ModelExplainer`);
-2. xgboost and lightgbm boosters: exact TreeSHAP from the libraries (`tree`);
+2. xgboost, lightgbm and CatBoost models: exact TreeSHAP from the libraries (`tree`);
 3. scikit-learn tree models (single trees, forests, gradient boosting): exact path-dependent
    TreeSHAP of our own (`sklearn_trees`, `treeshap`);
 4. scikit-learn estimators that are affine in their input: exact linear attributions against
@@ -34,6 +34,7 @@ from app.explain.own import ModelExplainer
 from app.model import Model
 
 if TYPE_CHECKING:  # optional libraries: imported only when a model of theirs is loaded
+    from app.runtimes.catboost import CatBoostModel
     from app.runtimes.lightgbm import LightGBMModel
     from app.runtimes.xgboost import XGBoostModel
 
@@ -89,6 +90,11 @@ def _build(model: Model) -> Explainer | str:
         from app.explain.tree import LightGBMExplainer
 
         return LightGBMExplainer(cast("LightGBMModel", model))
+    catboost_model = _runtime_class("app.runtimes.catboost", "CatBoostModel")
+    if catboost_model is not None and isinstance(model, catboost_model):
+        from app.explain.tree import CatBoostExplainer
+
+        return CatBoostExplainer(cast("CatBoostModel", model))
     sklearn_model = _runtime_class("app.runtimes.sklearn", "SKLearnModel")
     estimator = None
     if sklearn_model is not None and isinstance(model, sklearn_model):

@@ -1,8 +1,9 @@
 """Exact TreeSHAP for gradient-boosted trees, from the libraries' own contribution outputs.
 
-Both libraries compute path-dependent TreeSHAP in C++ from the cover statistics stored in the
-trees, so no background data is needed, and the attributions plus the bias add up to the raw
-score (the margin before the link function) exactly, up to float32 rounding.
+The three libraries (xgboost, lightgbm, CatBoost) compute path-dependent TreeSHAP in C++ from the
+cover statistics stored in the trees, so no background data is needed, and the attributions plus
+the bias add up to the raw score (the margin before the link function) exactly, up to float32
+rounding.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from app.model import Model
 from app.types import TensorSpec
 
 if TYPE_CHECKING:  # the runtimes import optional libraries; only their models reach here
+    from app.runtimes.catboost import CatBoostModel
     from app.runtimes.lightgbm import LightGBMModel
     from app.runtimes.xgboost import XGBoostModel
 
@@ -82,3 +84,34 @@ class LightGBMExplainer(Explainer):
             self.booster.predict(rows, pred_contrib=True, num_threads=self.num_threads)
         )
         return split_bias(flat.reshape(len(rows), self.targets, -1))
+
+
+class CatBoostExplainer(Explainer):
+    """CatBoost's `ShapValues`: `[batch, classes, features + 1]` for a multiclass model,
+    `[batch, features + 1]` (one target) otherwise."""
+
+    method = "tree_shap"
+    explained_output = MARGIN
+
+    def __init__(self, model: CatBoostModel) -> None:
+        self.booster = model.booster
+        self.thread_count = model.thread_count
+        classes = model.classes
+        self.targets = len(classes) if classes is not None and len(classes) > 2 else 1
+        self.features = len(self.booster.feature_names_ or [])
+
+    def outputs(self) -> list[TensorSpec]:
+        """`attributions` and `base_values` for every class of a multiclass model (else one)."""
+        return attribution_specs(self.targets, self.features)
+
+    def explain(
+        self, model: Model, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> Mapping[str, np.ndarray]:
+        """Shapley values from CatBoost's own TreeSHAP, split into the two tensors."""
+        import catboost
+
+        rows = feature_rows(inputs)
+        values = self.booster.get_feature_importance(
+            data=catboost.Pool(rows), type="ShapValues", thread_count=self.thread_count
+        )
+        return split_bias(np.asarray(values).reshape(len(rows), self.targets, -1))

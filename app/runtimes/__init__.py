@@ -11,6 +11,8 @@ RUNTIME_CLASSES: dict[str, str] = {
     "xgboost": "app.runtimes.xgboost:XGBoostModel",
     "lightgbm": "app.runtimes.lightgbm:LightGBMModel",
     "onnx": "app.runtimes.onnx:ONNXModel",
+    "catboost": "app.runtimes.catboost:CatBoostModel",
+    "mlflow": "app.runtimes.mlflow:MLflowModel",
 }
 
 

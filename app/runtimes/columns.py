@@ -30,6 +30,18 @@ def stack_columns(
     Each input is a column (`[rows]` or `[rows, k]`, which adds k columns). Raises
     `InvalidInput` for a missing input, or inputs whose row counts differ.
     """
+    columns = checked_columns(model, specs, inputs)
+    rows = len(columns[0])
+    return np.hstack([column.reshape(rows, -1) for column in columns])
+
+
+def checked_columns(
+    model: str, specs: Sequence[TensorSpec], inputs: Mapping[str, np.ndarray]
+) -> list[np.ndarray]:
+    """The per-feature inputs in the declared order, each with the same number of rows.
+
+    Raises `InvalidInput` for a missing input, or inputs whose row counts differ.
+    """
     missing = [spec.name for spec in specs if spec.name not in inputs]
     if missing:
         raise InvalidInput(f"model '{model}': input '{missing[0]}' is missing")
@@ -42,4 +54,4 @@ def stack_columns(
                 f"model '{model}': input '{spec.name}' has {count} rows, "
                 f"'{specs[0].name}' has {rows}: every feature needs one value per row"
             )
-    return np.hstack([column.reshape(rows, -1) for column in columns])
+    return columns

@@ -67,6 +67,48 @@ class ONNXModel(Model):
         self.default_outputs = None
         self._dtypes = {spec.name: DATATYPE_TO_DTYPE[spec.datatype] for spec in self.inputs}
         self._graph_inputs = list(self.inputs)
+        self._graph_output_specs = list(self.outputs)
+        # Triton's `reshape`: tensors the graph takes or gives in another shape than declared.
+        self._reshape = dict(self.settings.reshape)
+
+    def check_declared(self) -> None:
+        """Declared tensors must be the graph's, in shapes it takes (after any `reshape`).
+
+        A one-input graph takes its tensor under any name, and one matrix input may be declared
+        one input per feature (`app.runtimes.columns`, checked per request). Raises ValueError
+        naming the tensor.
+        """
+        graph_outputs = {spec.name: spec for spec in self._graph_output_specs}
+        for spec in self.outputs:
+            if spec.name not in graph_outputs:
+                raise ValueError(
+                    f"output '{spec.name}' is declared, but the graph has no such output "
+                    f"(outputs: {list(graph_outputs)})"
+                )
+            self._check_shape("output", spec, graph_outputs[spec.name])
+        graph = self._graph_inputs
+        if len(graph) == 1 and self.inputs != graph and is_columnar(self.inputs):
+            return
+        graph_inputs = {spec.name: spec for spec in graph}
+        for spec in self.inputs:
+            found = graph_inputs.get(spec.name) or (graph[0] if len(graph) == 1 else None)
+            if found is None:
+                raise ValueError(
+                    f"input '{spec.name}' is declared, but the graph has no such input "
+                    f"(inputs: {list(graph_inputs)})"
+                )
+            self._check_shape("input", spec, found)
+
+    def _check_shape(self, kind: str, spec: TensorSpec, graph: TensorSpec) -> None:
+        shape = self._reshape.get(spec.name, spec.shape)
+        if len(shape) != len(graph.shape) or any(
+            want != got and -1 not in (want, got)
+            for want, got in zip(shape, graph.shape, strict=True)
+        ):
+            raise ValueError(
+                f"{kind} '{spec.name}' is declared with shape {list(shape)}, but the graph's is "
+                f"{list(graph.shape)}"
+            )
 
     def predict(
         self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
@@ -87,10 +129,28 @@ class ONNXModel(Model):
             arrays = self.session.run(wanted, feed)
         except InvalidArgument as exc:  # wrong rank or dimension for the graph: the caller's fault
             raise InvalidInput(f"model '{self.name}': {exc}") from None
-        return dict(zip(wanted, (np.asarray(array) for array in arrays), strict=True))
+        outputs = dict(zip(wanted, (np.asarray(array) for array in arrays), strict=True))
+        if self._reshape:
+            for spec in self.outputs:
+                if spec.name in outputs and spec.name in self._reshape:
+                    outputs[spec.name] = _declared_shape(outputs[spec.name], spec.shape)
+        return outputs
 
     def _feed(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Name, cast and lay out the arrays the way the graph declares its inputs."""
+        feed = self._named(inputs)
+        for name, shape in self._reshape.items():
+            if name in feed:
+                try:
+                    feed[name] = feed[name].reshape(shape)
+                except ValueError:
+                    raise InvalidInput(
+                        f"model '{self.name}': input '{name}' of shape {list(feed[name].shape)} "
+                        f"cannot take the shape {list(shape)} the model reshapes it to"
+                    ) from None
+        return feed
+
+    def _named(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if (
             len(self._dtypes) == 1
             and self.inputs != self._graph_inputs
@@ -111,6 +171,13 @@ class ONNXModel(Model):
                 f"missing {missing}, unknown {unknown}"
             )
         return {name: _cast(inputs[name], dtype) for name, dtype in self._dtypes.items()}
+
+
+def _declared_shape(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A graph output reshaped back to its declared shape (batch dimension kept)."""
+    if shape[:1] == (-1,) and array.ndim:
+        return array.reshape((len(array), *shape[1:]))
+    return array.reshape(shape)
 
 
 def _cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:

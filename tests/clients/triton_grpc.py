@@ -324,6 +324,7 @@ def descriptors() -> dict[str, Any]:
     for module in (service_pb2, model_config_pb2):
         for message in module.DESCRIPTOR.message_types_by_name.values():
             walk(message)
+    config_messages = [name for name in tables if name not in _service_messages(service_pb2)]
     enums = {
         value.name: value.number
         for value in model_config_pb2.DESCRIPTOR.enum_types_by_name["DataType"].values
@@ -338,7 +339,23 @@ def descriptors() -> dict[str, Any]:
         ]
         for m in service.methods
     }
-    return {"messages": tables, "data_types": enums, "methods": methods}
+    return {
+        "messages": tables,
+        "model_config_messages": config_messages,
+        "data_types": enums,
+        "methods": methods,
+    }
+
+
+def _service_messages(module: Any) -> set[str]:
+    """Full names of the messages a module declares, nested ones included."""
+    names: set[str] = set()
+    pending = list(module.DESCRIPTOR.message_types_by_name.values())
+    while pending:
+        message = pending.pop()
+        names.add(message.full_name)
+        pending.extend(message.nested_types)
+    return names
 
 
 def _probe_binary_tensor_data(module: Any, client: Any) -> bool | None:

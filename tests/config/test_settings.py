@@ -179,3 +179,41 @@ def test_the_bundled_config_is_valid() -> None:
     settings = load_settings(DEFAULT_CONFIG, {})
     assert [m.error for m in settings.models if m.error] == []
     assert {m.name for m in settings.models} >= {"iris", "iris-xgboost", "digits"}
+
+
+def test_repositories_are_kept_as_written_beside_the_models(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+repositories:
+  - {format: triton, path: ../triton-repo}
+  - {format: mlflow, path: '${EXPORTS}/mlruns', flavour: x}
+""",
+    )
+    settings = load_settings(path, {"EXPORTS": "/data"})
+    assert settings.models == ()  # repositories alone are a usable config
+    assert [(r.format, r.path, r.base) for r in settings.repositories] == [
+        ("triton", "../triton-repo", tmp_path.resolve()),
+        ("mlflow", "/data/mlruns", tmp_path.resolve()),
+    ]
+    assert settings.warnings == (
+        f"config file '{path}': repositories[1].flavour: unknown key, ignored",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "repositories: [{format: torchserve, path: x}]",
+            r"repositories\.0\.format: Must be one of",
+        ),
+        ("repositories: [{format: triton}]", r"repositories\.0\.path: Missing data"),
+        ("repositories: [{format: triton, path: '${NOPE}'}]", r"'NOPE' is not set"),
+    ],
+)
+def test_a_repository_entry_that_cannot_be_read_stops_the_server(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text), {})

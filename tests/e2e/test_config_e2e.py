@@ -99,6 +99,20 @@ def test_check_config_fails_on_unknown_keys_and_passes_without(tmp_path: Path) -
     assert clean.returncode == 0, clean.stderr
 
 
+def test_check_config_fails_on_broken_repository_entries(tmp_path: Path) -> None:
+    (tmp_path / "triton" / "bad" / "1").mkdir(parents=True)
+    (tmp_path / "triton" / "bad" / "config.pbtxt").write_text("max_batch_size: eight\n")
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        SUM_MODEL + "repositories: [{format: triton, path: triton}, {format: mlflow, path: gone}]\n"
+    )
+    checked = _gunicorn(config, "--check-config")
+    assert checked.returncode == 1
+    messages = [e["message"] for e in _json_lines(checked.stderr)]
+    assert any("mlflow repository 'gone'" in m and "is not a folder" in m for m in messages)
+    assert any("Triton model 'bad'" in m and "does not parse" in m for m in messages), messages
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [

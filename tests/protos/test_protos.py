@@ -64,13 +64,18 @@ def _tables(module) -> dict[str, dict[str, list]]:
 
 
 def test_every_field_matches_tritons_protos() -> None:
-    """Each message and field we declare is in tritonclient's protos, same number and type."""
+    """Each message and field we declare is in tritonclient's protos, same number and type, and
+    the model configuration is declared whole."""
     triton = run_client("triton_grpc.py", "descriptors")
     ours = {**_tables(grpc_service_pb2), **_tables(model_config_pb2)}
     for message, fields in ours.items():
         assert message in triton["messages"], message
         for name, facts in fields.items():
             assert triton["messages"][message].get(name) == facts, f"{message}.{name}"
+    # The whole model configuration schema, so any config.pbtxt that Triton reads parses here.
+    config = _tables(model_config_pb2)
+    for message in triton["model_config_messages"]:
+        assert config.get(message) == triton["messages"][message], message
     data_types = model_config_pb2.DESCRIPTOR.enum_types_by_name["DataType"]
     assert {v.name: v.number for v in data_types.values} == triton["data_types"]
     service = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
