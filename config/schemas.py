@@ -71,6 +71,21 @@ class ModelSchema(_Strict):
     )
     max_batch_size = fields.Integer(load_default=0, validate=validate.Range(min=0))
     batch_delay_ms = fields.Float(load_default=2.0, validate=validate.Range(min=0))
+    timeout_ms = fields.Float(
+        load_default=0.0,
+        validate=validate.Range(min=0),
+        metadata={"description": "a call that takes longer answers 504; 0 = no limit of its own"},
+    )
+    max_concurrency = fields.Integer(
+        load_default=64,
+        validate=validate.Range(min=1),
+        metadata={"description": "calls in the model at once per worker, hung ones included"},
+    )
+    max_queue = fields.Integer(
+        load_default=128,
+        validate=validate.Range(min=0),
+        metadata={"description": "requests waiting for a call; past it, 503 with Retry-After"},
+    )
     parameters = fields.Dict(
         keys=fields.String(), load_default=dict, metadata={"description": "free-form, for load()"}
     )
@@ -91,6 +106,11 @@ class HttpSchema(_Strict):
 
 class GrpcSchema(_Strict):
     port = fields.Integer(load_default=8081, validate=_PORT)
+    stream_idle_timeout_s = fields.Float(
+        load_default=60.0,
+        validate=validate.Range(min=0.01),
+        metadata={"description": "a ModelStreamInfer that sends no request this long ends"},
+    )
 
 
 class OmiSchema(_Strict):
