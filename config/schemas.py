@@ -102,6 +102,16 @@ class ModelSchema(_Strict):
 class HttpSchema(_Strict):
     host = fields.String(load_default="0.0.0.0")
     port = fields.Integer(load_default=8080, validate=_PORT)
+    header_timeout_s = fields.Float(
+        load_default=10.0,
+        validate=validate.Range(min=0.01),
+        metadata={"description": "a request's headers must all arrive within this of the first"},
+    )
+    body_timeout_s = fields.Float(
+        load_default=30.0,
+        validate=validate.Range(min=0.01),
+        metadata={"description": "the longest pause in a body, or in reading the answer"},
+    )
 
 
 class GrpcSchema(_Strict):

@@ -92,6 +92,8 @@ class RepositorySettings:
 class HttpSettings:
     host: str = "0.0.0.0"  # gunicorn binds here unless told otherwise
     port: int = 8080
+    header_timeout_s: float = 10.0  # a request's headers must all arrive this soon
+    body_timeout_s: float = 30.0  # the longest a body (or the answer's reader) may pause
 
 
 @dataclass(frozen=True)

@@ -160,9 +160,13 @@ def test_sigkill_fails_only_the_requests_in_flight_on_that_worker(
     # before it was killed; on gRPC, only on a channel that the killed worker served.
     assert all(s.started <= dead_at and s.ended >= killed_at for s in failed), failed
     assert all(s.channel_pid in (victim, None) for s in failed if s.client.startswith("grpc"))
-    # At most one request per client was in flight at that moment.
-    assert len(failed) <= len(clients), failed
-    assert len({s.client for s in failed}) == len(failed), failed
+    # One per client at most when it was killed, plus those a gRPC client sent on its
+    # channel while the worker was dying (between the kill and its exit).
+    assert len([s for s in failed if s.started <= killed_at]) <= len(clients), failed
     after = [s for s in sent if s.started > dead_at]
     assert after and all(s.ok for s in after)
-    print(f"\n{worker_class}: {len(failed)} of {len(sent)} requests failed with the worker kill")
+    rest = sum(s.client.startswith("rest") for s in failed)
+    print(
+        f"\n{worker_class}: {len(failed)} of {len(sent)} requests failed with the worker kill "
+        f"({rest} REST, {len(failed) - rest} gRPC)"
+    )
