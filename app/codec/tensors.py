@@ -23,6 +23,9 @@ from app.errors import InvalidInput
 _LENGTH = struct.Struct("<I")  # BYTES elements are prefixed by a little-endian uint32 length
 _INT_KINDS = "iu"
 _NUMERIC_KINDS = "biuf"
+_MAX_DIMS = 32  # numpy's own limit (64 since numpy 2), and more than any model takes
+#: Elements whose bytes (8 at most per element) numpy can still address.
+_MAX_ELEMENTS = np.iinfo(np.intp).max // 16
 
 
 def check_shape(name: str, shape: Any) -> tuple[int, ...]:
@@ -33,6 +36,14 @@ def check_shape(name: str, shape: Any) -> tuple[int, ...]:
         raise InvalidInput(f"input '{name}': shape must be a list of integers, got {shape!r}")
     if any(dim < 0 for dim in shape):
         raise InvalidInput(f"input '{name}': shape {list(shape)} has a negative dimension")
+    # numpy refuses these even for an empty tensor ([0, 2, 2**62]: "array is too big"), and
+    # a shape past them could never be filled anyway; found by tests/e2e/test_grpc_fuzz.py.
+    if len(shape) > _MAX_DIMS:
+        raise InvalidInput(
+            f"input '{name}': shape has {len(shape)} dimensions, at most {_MAX_DIMS}"
+        )
+    if math.prod(dim for dim in shape if dim) > _MAX_ELEMENTS:
+        raise InvalidInput(f"input '{name}': shape {list(shape)} is too large")
     return tuple(shape)
 
 
