@@ -43,7 +43,7 @@ def check_shape(name: str, shape: Any) -> tuple[int, ...]:
             f"input '{name}': shape has {len(shape)} dimensions, at most {_MAX_DIMS}"
         )
     if math.prod(dim for dim in shape if dim) > _MAX_ELEMENTS:
-        raise InvalidInput(f"input '{name}': shape {list(shape)} is too large")
+        raise InvalidInput(f"input '{name}': shape {list(shape)} has too many elements")
     return tuple(shape)
 
 

@@ -184,5 +184,5 @@ def test_plain_rows_and_records() -> None:
 def test_shapes_numpy_cannot_hold_are_invalid_input(shape: list[int]) -> None:
     """Found by the gRPC fuzz (tests/e2e/test_grpc_fuzz.py): an empty tensor of shape
     [0, 2, 2**62] made numpy raise "array is too big", a 500."""
-    with pytest.raises(InvalidInput, match="too large|dimensions"):
+    with pytest.raises(InvalidInput, match="too many elements|dimensions"):
         check_shape("x", shape)
