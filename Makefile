@@ -44,7 +44,7 @@ soak: $(MODELS)
 		--timeout=7200 -k "soak or fuzz or answers_as_documented" \
 		tests/soak tests/e2e/test_grpc_fuzz.py tests/blueprints/test_openapi.py $(PYTEST_ARGS)
 
-# ruff; mypy strict on app/, config/, vocabulary/ (setup.cfg [mypy]); import-linter's contracts
+# ruff; mypy strict on the server's packages (setup.cfg [mypy]); import-linter's contracts
 # (setup.cfg [importlinter]: imports point down, no cycles).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
