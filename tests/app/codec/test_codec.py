@@ -186,3 +186,10 @@ def test_shapes_numpy_cannot_hold_are_invalid_input(shape: list[int]) -> None:
     [0, 2, 2**62] made numpy raise "array is too big", a 500."""
     with pytest.raises(InvalidInput, match="too many elements|dimensions"):
         check_shape("x", shape)
+
+
+def test_bytes_elements_that_cannot_fit_are_refused_before_allocating() -> None:
+    """Found by `make soak`'s gRPC fuzz: BYTES of shape [2, 2**31] with no data made an object
+    array of 2**32 elements before the first length was read."""
+    with pytest.raises(InvalidInput, match="ends after 0 of 4294967296 elements"):
+        deserialize_bytes_tensor("x", b"", (2, 2**31))
