@@ -1,0 +1,136 @@
+"""Storage URIs end to end: `s3://` (moto's server) and `https://` (http.server with a
+self-signed certificate) models and an `s3://` Triton repository, served by 2 gunicorn workers.
+
+The servers' own request logs count the downloads: one GET per object for the whole server
+(the master fetches before it forks; the workers only ask whether the object changed), and
+none on a second start, which finds the cache current. Broken URIs are listed with their
+reasons while the rest serve.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.repositories import KSERVE_ROWS, MODELS, build_triton
+from tests.server import GunicornServer, free_port
+from tests.storage_servers import HttpServer, S3Server, count
+
+pytestmark = pytest.mark.e2e
+
+#: Every object the good models are made of, as the S3 server sees its path.
+S3_OBJECTS = [
+    "/models/iris.joblib",
+    "/models/triton/iris-triton/config.pbtxt",
+    "/models/triton/iris-triton/1/model.onnx",
+    "/models/triton/iris-triton/2/model.onnx",
+]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory, trained_models: Path) -> Iterator[S3Server]:
+    server = S3Server().start()
+    server.put("models", "iris.joblib", (MODELS / "iris.joblib").read_bytes())
+    triton = build_triton(tmp_path_factory.mktemp("triton"), broken=False)
+    for path in sorted(p for p in triton.rglob("*") if p.is_file()):
+        server.put("models", f"triton/{path.relative_to(triton)}", path.read_bytes())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory, trained_models: Path) -> Iterator[HttpServer]:
+    folder = tmp_path_factory.mktemp("https") / "root"
+    (folder / "forbidden").mkdir(parents=True)
+    shutil.copy(MODELS / "iris.onnx", folder / "iris.onnx")
+    shutil.copy(MODELS / "iris.joblib", folder / "forbidden" / "iris.joblib")
+    server = HttpServer(folder, tls=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory, s3: S3Server, web: HttpServer) -> Path:
+    folder = tmp_path_factory.mktemp("storage-e2e")
+    body = {
+        "server": {
+            "grpc": {"port": 0},
+            "omi": {"port": 0},
+            "storage": {"cache_dir": str(folder / "cache"), "timeout_s": 20},
+        },
+        "models": [
+            {"name": "iris-s3", "runtime": "sklearn", "uri": "s3://models/iris.joblib"},
+            {"name": "iris-https", "runtime": "onnx", "uri": f"{web.url}/iris.onnx"},
+            {"name": "missing", "runtime": "sklearn", "uri": "s3://models/missing.joblib"},
+            {"name": "forbidden", "runtime": "sklearn", "uri": f"{web.url}/forbidden/iris.joblib"},
+            {
+                "name": "unreachable",
+                "runtime": "sklearn",
+                "uri": f"http://127.0.0.1:{free_port()}/iris.joblib",
+            },
+        ],
+        "repositories": [{"format": "triton", "path": "s3://models/triton"}],
+    }
+    path = folder / "models.yaml"
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    return path
+
+
+def _server(config: Path, s3: S3Server, web: HttpServer) -> GunicornServer:
+    assert web.cert is not None
+    # AWS_* as a deployment sets them; SSL_CERT_FILE is how OpenSSL (so aiohttp) trusts a CA.
+    return GunicornServer(config, workers=2, env={**s3.env, "SSL_CERT_FILE": str(web.cert)})
+
+
+def _predict(server: GunicornServer, model: str) -> list[int]:
+    answer = requests.post(
+        f"{server.url}/v1/models/{model}:predict", json={"instances": KSERVE_ROWS}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    return [int(p) for p in answer.json()["predictions"]]
+
+
+def _index(server: GunicornServer) -> dict[str, dict[str, str]]:
+    answer = requests.post(f"{server.url}/v2/repository/index", json={}, timeout=30)
+    return {entry["name"]: entry for entry in answer.json()}
+
+
+def test_remote_models_are_downloaded_once_per_server_and_reused_on_restart(
+    config: Path, s3: S3Server, web: HttpServer
+) -> None:
+    s3.clear()
+    with _server(config, s3, web) as server:
+        for model in ("iris-s3", "iris-https", "iris-triton"):
+            assert _predict(server, model) == [1, 1], model  # versicolor, as the local model
+        index = _index(server)
+        assert {name: index[name]["state"] for name in ("iris-s3", "iris-https")} == {
+            "iris-s3": "READY",
+            "iris-https": "READY",
+        }
+        reasons = {name: index[name]["reason"] for name in ("missing", "forbidden", "unreachable")}
+        assert (
+            "not found" in reasons["missing"] and "s3://models/missing.joblib" in reasons["missing"]
+        )
+        assert "access denied" in reasons["forbidden"]
+        assert "unreachable" in reasons["unreachable"]
+        assert all(index[name]["state"] == "UNAVAILABLE" for name in reasons)
+    assert {path: count(s3.requests, "GET", path) for path in S3_OBJECTS} == dict.fromkeys(
+        S3_OBJECTS, 1
+    )
+    assert count(web.requests, "GET", "/iris.onnx") == 1
+
+    s3.clear()
+    web.requests.clear()
+    with _server(config, s3, web) as server:
+        assert _predict(server, "iris-s3") == [1, 1]
+        assert _predict(server, "iris-triton") == [1, 1]
+    assert {path: count(s3.requests, "GET", path) for path in S3_OBJECTS} == dict.fromkeys(
+        S3_OBJECTS, 0
+    )
+    assert count(web.requests, "GET", "/iris.onnx") == 0
+    assert count(web.requests, "HEAD", "/iris.onnx") >= 1  # asked whether it changed
