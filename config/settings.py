@@ -310,6 +310,14 @@ def model_settings(
         )
     # What the entry leaves out keeps ExplainSettings' defaults (set there only).
     explain = dict(data.get("explain") or {})
+    for key, value in (
+        ("explain.background", explain.get("background")),
+        ("path", data.get("path")),
+    ):
+        if value is not None and uri_scheme(value) not in (None, "file"):
+            return ModelSettings(
+                name=name, version=version, error=f"{where}.{key}: '{value}' must be a local path"
+            )
     background = _resolve(base, explain.pop("background", None))
     uri = data.get("uri")
     scheme = uri_scheme(uri) if uri is not None else None

@@ -103,6 +103,13 @@ class Remote:
             with warnings.catch_warnings():
                 # google-api-core warns at import about grpcio < 1.83, which tritonclient pins.
                 warnings.simplefilter("ignore", FutureWarning)
+                if self.protocol == "gs":
+                    # gcsfs's default class asks a gRPC control plane for the bucket's layout:
+                    # a gRPC channel made in the gunicorn master before it forks would break the
+                    # workers' own gRPC. The JSON API over aiohttp is all a download needs.
+                    from gcsfs.core import GCSFileSystem
+
+                    return GCSFileSystem(**options)
                 return fsspec.filesystem(self.protocol, **options)
         except ImportError:
             extra = _EXTRAS.get(self.protocol, "aiohttp")

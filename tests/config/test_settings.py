@@ -230,6 +230,7 @@ models:
   - {name: b, runtime: sklearn, uri: "https://example.org/m/iris.joblib"}
   - {name: c, runtime: sklearn, uri: "file:///srv/models/iris.joblib"}
   - {name: d, runtime: sklearn, uri: "hdfs://nn/iris.joblib"}
+  - {name: e, runtime: sklearn, uri: m.joblib, explain: {background: "s3://b/bg.npy"}}
 repositories:
   - {format: triton, path: "gs://bucket/triton"}
 """,
@@ -242,11 +243,12 @@ repositories:
         5.0,
         "http://s3:9000",
     )
-    a, b, c, d = settings.models
+    a, b, c, d, e = settings.models
     assert (a.uri, a.storage_uri) == (None, "s3://bucket/iris.joblib")
     assert b.storage_uri == "https://example.org/m/iris.joblib"
     assert (c.uri, c.storage_uri) == (Path("/srv/models/iris.joblib"), None)
     assert d.error is not None and "scheme 'hdfs' is not supported" in d.error
+    assert e.error == "models[4].explain.background: 's3://b/bg.npy' must be a local path"
     (repository,) = settings.repositories
     assert (repository.path, repository.storage) == ("gs://bucket/triton", storage)
 

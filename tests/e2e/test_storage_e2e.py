@@ -1,5 +1,6 @@
-"""Storage URIs end to end: `s3://` (moto's server) and `https://` (http.server with a
-self-signed certificate) models and an `s3://` Triton repository, served by 2 gunicorn workers.
+"""Storage URIs end to end: `s3://` (moto's server), `https://` (http.server with a
+self-signed certificate) and `gs://` (the GCS emulator) models and an `s3://` Triton
+repository, served by 2 gunicorn workers.
 
 The servers' own request logs count the downloads: one GET per object for the whole server
 (the master fetches before it forks; the workers only ask whether the object changed), and
@@ -19,7 +20,7 @@ import yaml
 
 from tests.repositories import KSERVE_ROWS, MODELS, build_triton
 from tests.server import GunicornServer, free_port
-from tests.storage_servers import HttpServer, S3Server, count
+from tests.storage_servers import GcsServer, HttpServer, S3Server, count
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +31,7 @@ S3_OBJECTS = [
     "/models/triton/iris-triton/1/model.onnx",
     "/models/triton/iris-triton/2/model.onnx",
 ]
+GCS_DOWNLOAD = "/download/storage/v1/b/gmodels/o/iris.xgboost.json"
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,14 @@ def web(tmp_path_factory: pytest.TempPathFactory, trained_models: Path) -> Itera
 
 
 @pytest.fixture(scope="module")
+def gcs(trained_models: Path) -> Iterator[GcsServer]:
+    server = GcsServer().start()
+    server.put("gmodels", "iris.xgboost.json", (MODELS / "iris.xgboost.json").read_bytes())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory, s3: S3Server, web: HttpServer) -> Path:
     folder = tmp_path_factory.mktemp("storage-e2e")
     body = {
@@ -66,6 +76,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, s3: S3Server, web: HttpServ
         "models": [
             {"name": "iris-s3", "runtime": "sklearn", "uri": "s3://models/iris.joblib"},
             {"name": "iris-https", "runtime": "onnx", "uri": f"{web.url}/iris.onnx"},
+            {"name": "iris-gs", "runtime": "xgboost", "uri": "gs://gmodels/iris.xgboost.json"},
             {"name": "missing", "runtime": "sklearn", "uri": "s3://models/missing.joblib"},
             {"name": "forbidden", "runtime": "sklearn", "uri": f"{web.url}/forbidden/iris.joblib"},
             {
@@ -81,10 +92,17 @@ def config(tmp_path_factory: pytest.TempPathFactory, s3: S3Server, web: HttpServ
     return path
 
 
-def _server(config: Path, s3: S3Server, web: HttpServer) -> GunicornServer:
+def _server(config: Path, s3: S3Server, web: HttpServer, gcs: GcsServer) -> GunicornServer:
     assert web.cert is not None
     # AWS_* as a deployment sets them; SSL_CERT_FILE is how OpenSSL (so aiohttp) trusts a CA.
-    return GunicornServer(config, workers=2, env={**s3.env, "SSL_CERT_FILE": str(web.cert)})
+    env = {**s3.env, **gcs.env, "SSL_CERT_FILE": str(web.cert)}
+    return GunicornServer(config, workers=2, env=env)
+
+
+def _gcs_downloads(gcs: GcsServer) -> int:
+    return sum(
+        1 for method, path in gcs.requests if method == "GET" and path.startswith(GCS_DOWNLOAD)
+    )
 
 
 def _predict(server: GunicornServer, model: str) -> list[int]:
@@ -101,17 +119,15 @@ def _index(server: GunicornServer) -> dict[str, dict[str, str]]:
 
 
 def test_remote_models_are_downloaded_once_per_server_and_reused_on_restart(
-    config: Path, s3: S3Server, web: HttpServer
+    config: Path, s3: S3Server, web: HttpServer, gcs: GcsServer
 ) -> None:
     s3.clear()
-    with _server(config, s3, web) as server:
-        for model in ("iris-s3", "iris-https", "iris-triton"):
+    with _server(config, s3, web, gcs) as server:
+        for model in ("iris-s3", "iris-https", "iris-gs", "iris-triton"):
             assert _predict(server, model) == [1, 1], model  # versicolor, as the local model
         index = _index(server)
-        assert {name: index[name]["state"] for name in ("iris-s3", "iris-https")} == {
-            "iris-s3": "READY",
-            "iris-https": "READY",
-        }
+        ready = ("iris-s3", "iris-https", "iris-gs", "iris-triton")
+        assert {name: index[name]["state"] for name in ready} == dict.fromkeys(ready, "READY")
         reasons = {name: index[name]["reason"] for name in ("missing", "forbidden", "unreachable")}
         assert (
             "not found" in reasons["missing"] and "s3://models/missing.joblib" in reasons["missing"]
@@ -123,14 +139,18 @@ def test_remote_models_are_downloaded_once_per_server_and_reused_on_restart(
         S3_OBJECTS, 1
     )
     assert count(web.requests, "GET", "/iris.onnx") == 1
+    assert _gcs_downloads(gcs) == 1
+    before = len(gcs.requests)
 
     s3.clear()
     web.requests.clear()
-    with _server(config, s3, web) as server:
+    with _server(config, s3, web, gcs) as server:
         assert _predict(server, "iris-s3") == [1, 1]
         assert _predict(server, "iris-triton") == [1, 1]
+        assert _predict(server, "iris-gs") == [1, 1]
     assert {path: count(s3.requests, "GET", path) for path in S3_OBJECTS} == dict.fromkeys(
         S3_OBJECTS, 0
     )
     assert count(web.requests, "GET", "/iris.onnx") == 0
     assert count(web.requests, "HEAD", "/iris.onnx") >= 1  # asked whether it changed
+    assert _gcs_downloads(gcs) == 1 and len(gcs.requests) > before
