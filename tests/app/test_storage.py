@@ -206,3 +206,26 @@ def test_the_cache_defaults_to_xdg(tmp_path: Path) -> None:
     xdg = {"XDG_CACHE_HOME": str(tmp_path)}
     assert cache_root(StorageSettings(), xdg) == tmp_path / "modelport"
     assert cache_root(StorageSettings(cache_dir=tmp_path / "c")) == tmp_path / "c"
+
+
+def test_the_manager_loads_a_remote_model_and_lists_a_broken_one_with_why(
+    s3: S3Server, storage: StorageSettings, trained_models: Path
+) -> None:
+    from dataclasses import replace
+
+    from app.manager import ModelManager
+    from config.settings import ModelSettings, ServerSettings, Settings
+
+    s3.put("unit", "iris.joblib", (trained_models / "iris.joblib").read_bytes())
+    models = (
+        ModelSettings(name="iris", runtime="sklearn", storage_uri="s3://unit/iris.joblib"),
+        ModelSettings(name="gone", runtime="sklearn", storage_uri="s3://unit/gone.joblib"),
+    )
+    manager = ModelManager(
+        Settings(server=replace(ServerSettings(), storage=storage), models=models)
+    )
+    manager.load_all()
+    model = manager.get("iris")
+    assert model.uri is not None and model.uri.is_relative_to(storage.cache_dir or Path("/"))
+    gone = manager.entry("gone")
+    assert gone.reason == "failed to load: storage 's3://unit/gone.joblib': not found"
