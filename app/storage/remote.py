@@ -91,8 +91,7 @@ class Remote:
                 "retries": {"max_attempts": 2},  # an unreachable store fails in seconds
             }
         elif self.protocol == "gs":
-            options["timeout"] = timeout
-            options["retries"] = 1
+            options["requests_timeout"] = timeout  # each request's (aiohttp's total)
         else:
             import aiohttp
 
