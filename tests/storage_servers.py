@@ -17,7 +17,6 @@ import logging
 import re
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -252,13 +251,3 @@ def running(server: S3Server | HttpServer | GcsServer) -> Iterator[None]:
         yield
     finally:
         server.stop()
-
-
-def wait_until(predicate, timeout: float = 30.0) -> bool:  # noqa: ANN001 - any callable
-    """Poll `predicate` until it is true or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False

@@ -10,7 +10,9 @@ reasons while the rest serve.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import requests
 import yaml
 
 from tests.repositories import KSERVE_ROWS, MODELS, build_triton
-from tests.server import GunicornServer, free_port
+from tests.server import ROOT, GunicornServer, free_port
 from tests.storage_servers import GcsServer, HttpServer, S3Server, count
 
 pytestmark = pytest.mark.e2e
@@ -154,3 +156,24 @@ def test_remote_models_are_downloaded_once_per_server_and_reused_on_restart(
     assert count(web.requests, "GET", "/iris.onnx") == 0
     assert count(web.requests, "HEAD", "/iris.onnx") >= 1  # asked whether it changed
     assert _gcs_downloads(gcs) == 1 and len(gcs.requests) > before
+
+
+def test_kserve_arguments_may_name_an_s3_folder(
+    tmp_path: Path, s3: S3Server, trained_models: Path
+) -> None:
+    # A pod without KServe's storage initializer: --model_dir is the storageUri itself.
+    s3.put("models", "kserve/flowers/model.joblib", (MODELS / "iris.joblib").read_bytes())
+    configmap = yaml.safe_load((ROOT / "deploy" / "kserve" / "configmap.yaml").read_text())
+    config = tmp_path / "models.yaml"
+    config.write_text(configmap["data"]["models.yaml"], encoding="utf-8")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**s3.env, "PATH": path, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = [
+        "-m",
+        "config.entrypoint",
+        "--model_name=flowers",
+        "--model_dir=s3://models/kserve/flowers",
+    ]
+    with GunicornServer(config, env=env, args=args) as server:
+        assert _predict(server, "flowers") == [1, 1]
+    assert list((tmp_path / "cache" / "modelport").glob("*-model.joblib/model.joblib"))
