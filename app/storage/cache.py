@@ -87,7 +87,7 @@ def _download(remote: Remote, listing: Listing, slot: Path, name: str) -> int:
         if _archive(listing):
             archive = partial / copy_name(listing.uri)
             size = remote.copy(listing, archive)
-            _unpack(listing.uri, archive, partial / name)
+            _unpack(listing.uri, archive, partial / name, remote.storage.max_bytes)
             archive.unlink()
         else:
             size = remote.copy(listing, partial / name)
@@ -103,16 +103,27 @@ def _download(remote: Remote, listing: Listing, slot: Path, name: str) -> int:
     return size
 
 
-def _unpack(uri: str, archive: Path, folder: Path) -> None:
+def _unpack(uri: str, archive: Path, folder: Path, limit: int) -> None:
+    """Unpack `archive` into `folder`; what it holds counts against `max_bytes` too, so a
+    small archive of a huge file is refused before it fills the disk."""
     try:
         if archive.name.endswith(".zip"):
             with zipfile.ZipFile(archive) as zipped:
+                _check_unpacked(uri, sum(i.file_size for i in zipped.infolist()), limit)
                 zipped.extractall(folder)  # zipfile keeps members inside the folder
         else:
             with tarfile.open(archive) as tarred:
+                _check_unpacked(uri, sum(m.size for m in tarred.getmembers()), limit)
                 tarred.extractall(folder, filter="data")  # no links out, no absolute paths
     except (OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
         raise StorageError(f"'{uri}': the archive cannot be unpacked: {exc}") from None
+
+
+def _check_unpacked(uri: str, size: int, limit: int) -> None:
+    if size > limit:
+        raise StorageError(
+            f"'{uri}': too big once unpacked ({size} bytes; server.storage.max_bytes is {limit})"
+        )
 
 
 def _archive(listing: Listing) -> bool:

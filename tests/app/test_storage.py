@@ -162,17 +162,29 @@ def test_a_server_that_sends_more_than_the_limit_is_cut_off(
     assert not list(tmp_path.rglob("marker.json"))  # nothing half-fetched is taken as a copy
 
 
-def test_an_archive_is_unpacked_into_a_folder(web: HttpServer, storage: StorageSettings) -> None:
+def _tar_gz(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, body in (("mlflow-model/MLmodel", b"flavors: {}"), ("mlflow-model/m.pkl", b"1")):
+        for name, body in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(body)
             archive.addfile(info, io.BytesIO(body))
-    (web.folder / "export.tar.gz").write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def test_an_archive_is_unpacked_into_a_folder(web: HttpServer, storage: StorageSettings) -> None:
+    files = {"mlflow-model/MLmodel": b"flavors: {}", "mlflow-model/m.pkl": b"1"}
+    (web.folder / "export.tar.gz").write_bytes(_tar_gz(files))
     folder = fetch(f"{web.url}/export.tar.gz", storage)
     assert folder.name == "export"
     assert (folder / "mlflow-model" / "MLmodel").read_bytes() == b"flavors: {}"
+
+
+def test_an_archive_counts_what_it_unpacks_to(web: HttpServer, tmp_path: Path) -> None:
+    (web.folder / "bomb.tar.gz").write_bytes(_tar_gz({"zeros": bytes(200_000)}))
+    storage = StorageSettings(cache_dir=tmp_path, max_bytes=50_000)
+    with pytest.raises(StorageError, match="too big once unpacked"):
+        fetch(f"{web.url}/bomb.tar.gz", storage)
 
 
 def test_gs_objects_and_prefixes(gcs: GcsServer, storage: StorageSettings) -> None:
