@@ -80,8 +80,9 @@ def fetch(uri: str, storage: StorageSettings) -> Path:
 def _download(remote: Remote, listing: Listing, slot: Path, name: str) -> int:
     """Copy aside, unpack an archive, move into place, then write the marker."""
     (slot / _MARKER).unlink(missing_ok=True)
+    for stale in slot.glob(".partial-*"):  # of a fetch that died: we hold the lock now
+        shutil.rmtree(stale, ignore_errors=True)
     partial = slot / f".partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     try:
         if _archive(listing):
