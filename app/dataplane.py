@@ -280,6 +280,14 @@ class DataPlane:
         outputs: list[Tensor] = []
         for name in names if names is not None else list(result):
             if name not in result:
+                if not specs:
+                    # A model that declares no outputs answers what it answers: an output the
+                    # client asked for and did not get is the client's guess, not the model's
+                    # failure (the gRPC fuzz asked echo for an output named "x").
+                    raise InvalidInput(
+                        f"model '{model.name}' has no output '{name}' "
+                        f"(it answered: {sorted(result)})"
+                    )
                 raise ModelFailed(f"model '{model.name}' returned no output '{name}'")
             outputs.append(output_tensor(model, name, result[name], specs.get(name)))
         return outputs
