@@ -83,6 +83,9 @@ if worker_class == "gevent":
     # gunicorn's, closing idle keep-alive connections when it stops (app/gevent_worker.py):
     # gunicorn's own waits out graceful_timeout for any client that keeps one open.
     worker_class = "app.gevent_worker.GeventWorker"
+elif worker_class == "httptools":
+    # Modelport's own, on httptools' C parser (app/httptools_worker.py).
+    worker_class = "app.httptools_worker.HttptoolsWorker"
 threads = int(os.environ.get("MODELPORT_THREADS", "0")) or max(
     [
         2,
