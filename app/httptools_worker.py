@@ -57,8 +57,9 @@ from gunicorn.workers.base import Worker
 WRITTEN_FOR = ("httptools", "0.9.0")
 #: A body up to this size is read by the loop before the app runs (no thread waits for it).
 READ_AHEAD_BYTES = 256 * 1024
-#: Bytes one `recv` asks for.
+#: Bytes one `recv` asks for; up to `BODY_RECV_BYTES` while a large body is still coming.
 RECV_BYTES = 256 * 1024
+BODY_RECV_BYTES = 8 * 1024 * 1024
 #: The most bytes a request's line and headers may take (gunicorn: 4094 + 100 x 8190).
 MAX_HEAD_BYTES = 64 * 1024
 #: How long a stopping worker keeps an idle connection, for a request already on its way.
@@ -240,14 +241,18 @@ class _HeadTooLarge(Exception):
 
 
 class _Body:
-    """`wsgi.input`: what the loop read already, then the rest read from the socket as asked."""
+    """`wsgi.input`: what the loop read already, then the rest read from the socket as asked.
+
+    Received parts are kept as they come and joined once per read, so reading a 64 MiB body
+    in one `read(length)` copies it once, not once per `recv`.
+    """
 
     def __init__(self, connection: _Connection, request: _Request) -> None:
         self._connection = connection
         self._request = request
-        self._buffer = b"".join(request.body) if len(request.body) != 1 else request.body[0]
+        self._parts: list[bytes] = list(request.body)  # not yet read by the app, in order
+        self._size = request.body_bytes  # bytes in `_parts`
         request.body.clear()
-        self._offset = 0
 
     def _more(self) -> bool:
         """Read and parse more of the body from the socket; False at its end."""
@@ -257,42 +262,51 @@ class _Body:
         if request.expect_continue and not connection.continue_sent:
             connection.continue_sent = True
             connection.sock.sendall(_CONTINUE)
-        data = connection.sock.recv(RECV_BYTES)
+        left = (request.content_length or 0) - request.body_bytes
+        data = connection.sock.recv(min(max(left, RECV_BYTES), BODY_RECV_BYTES))
         if not data:
             connection.broken = "eof"
             return False
+        before = request.body_bytes
         connection.feed(data)
         if request.body:
-            rest = self._buffer[self._offset :]
-            self._buffer = b"".join([rest, *request.body])
-            self._offset = 0
+            self._parts.extend(request.body)
+            self._size += request.body_bytes - before
             request.body.clear()
         return True
+
+    def _take(self, size: int) -> bytes:
+        """The first `size` buffered bytes (all of them when there are fewer)."""
+        parts = self._parts
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(data) > size:
+            self._parts = [data[size:]]
+            data = data[:size]
+        else:
+            self._parts = []
+        self._size -= len(data)
+        return data
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             while self._more():
                 pass
-            data = self._buffer[self._offset :]
-            self._buffer, self._offset = b"", 0
-            return data
-        while len(self._buffer) - self._offset < size and self._more():
+            return self._take(self._size)
+        while self._size < size and self._more():
             pass
-        data = self._buffer[self._offset : self._offset + size]
-        self._offset += len(data)
-        return data
+        return self._take(size)
 
     def readline(self, size: int | None = -1) -> bytes:
         while True:
-            end = self._buffer.find(b"\n", self._offset)
+            buffered = self._take(self._size)
+            self._parts, self._size = ([buffered] if buffered else []), len(buffered)
+            end = buffered.find(b"\n")
             if end >= 0 or not self._more():
                 break
-        stop = len(self._buffer) if end < 0 else end + 1
+        stop = self._size if end < 0 else end + 1
         if size is not None and size >= 0:
-            stop = min(stop, self._offset + size)
-        data = self._buffer[self._offset : stop]
-        self._offset = stop
-        return data
+            stop = min(stop, size)
+        return self._take(stop)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         return list(iter(self.readline, b""))
