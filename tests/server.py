@@ -20,7 +20,7 @@ E2E_CONFIG = ROOT / "tests" / "data" / "e2e.yaml"
 HTTP_WORKER_CLASSES = ("gthread", "httptools")
 #: The worker class of every other server the tests start; MODELPORT_TEST_WORKER_CLASS runs
 #: the whole suite on another one.
-DEFAULT_WORKER_CLASS = os.environ.get("MODELPORT_TEST_WORKER_CLASS", "gthread")
+DEFAULT_WORKER_CLASS = os.environ.get("MODELPORT_TEST_WORKER_CLASS", "httptools")
 
 
 def free_port() -> int:
