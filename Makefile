@@ -34,7 +34,7 @@ test: $(MODELS) lint
 test-fast: $(MODELS)
 	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
-# ruff; mypy strict on app/, config/, vocabulary/ (setup.cfg [mypy]); import-linter's contracts
+# ruff; mypy strict on the server's packages (setup.cfg [mypy]); import-linter's contracts
 # (setup.cfg [importlinter]: imports point down, no cycles).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

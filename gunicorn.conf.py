@@ -11,6 +11,7 @@ from gunicorn.config import Config
 from app import logging as json_logging
 from app.gunicorn_logger import QuietAccessLogger
 from app.repositories import scan
+from app.storage import prefetch
 from config.settings import REPORTED_ENV, ConfigError, Settings, load_settings
 
 
@@ -63,6 +64,10 @@ def _read_settings() -> Settings:
 
 _settings = _read_settings()
 _server = _settings.server
+# Remote `uri:`s are downloaded here, in the master before it forks, once for every worker
+# (app/storage); the repositories' remote paths are by the scan below.
+if not _checking_config():
+    prefetch(_settings)
 
 # Bind where the config file says (server.http), unless MODELPORT_BIND says otherwise.
 bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port}")

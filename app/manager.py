@@ -17,7 +17,8 @@ from app.errors import ModelNotFound, ModelUnavailable
 from app.model import Model
 from app.repositories import scan
 from app.runtimes import RUNTIME_CLASSES, import_class
-from config.settings import ModelSettings, RepositorySettings, Settings
+from app.storage import StorageError, localized
+from config.settings import ModelSettings, RepositorySettings, Settings, StorageSettings
 
 log = logging.getLogger("modelport.manager")
 
@@ -44,13 +45,15 @@ def version_key(version: str) -> tuple[int, int, str]:
     return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
 
-def instantiate(settings: ModelSettings) -> Model:
+def instantiate(settings: ModelSettings, storage: StorageSettings | None = None) -> Model:
     """Build and load the model an entry describes, with the config's metadata on top.
 
-    Raises whatever the runtime raises: the caller records it as the model's failure.
+    A remote `uri:` is fetched first, into the cache `storage` names. Raises whatever the
+    runtime raises (`StorageError` for a fetch): the caller records it as the model's failure.
     """
     if settings.error:
         raise ValueError(settings.error)
+    settings = localized(settings, storage or StorageSettings())
     if settings.runtime == "python":
         if settings.path is not None and str(settings.path) not in sys.path:
             sys.path.insert(0, str(settings.path))
@@ -86,6 +89,7 @@ class ModelManager:
         self._entries: dict[str, dict[str, ModelEntry]] = {}
         self._configured: dict[str, list[ModelSettings]] = {}
         self._repositories: tuple[RepositorySettings, ...] = settings.repositories
+        self._storage = settings.server.storage  # where remote `uri:`s are fetched to
         #: Called with each model that stops serving (reloaded, unloaded, or no longer
         #: configured) once lookups no longer return it: the data plane closes its batcher.
         self.on_retire: list[Callable[[Model], None]] = []
@@ -157,7 +161,7 @@ class ModelManager:
                         self._set(
                             _not_loaded(settings)
                             if not settings.error
-                            else _instantiate_entry(settings)
+                            else _instantiate_entry(settings, self._storage)
                         )
 
     def require(self, name: str) -> None:
@@ -184,7 +188,7 @@ class ModelManager:
             callback(old.model)
 
     def _load_one(self, settings: ModelSettings) -> ModelEntry:
-        entry = _instantiate_entry(settings)
+        entry = _instantiate_entry(settings, self._storage)
         self._install(entry)
         return entry
 
@@ -274,7 +278,9 @@ class ModelManager:
             settings_list = self._configured.get(name)
             if not settings_list:
                 raise ModelNotFound(f"model '{name}' not found")
-            return Prepared(name, tuple(_instantiate_entry(s) for s in settings_list))
+            return Prepared(
+                name, tuple(_instantiate_entry(s, self._storage) for s in settings_list)
+            )
 
     def _reread(self, name: str) -> None:
         """Replace a repository model's versions by what its repository holds now.
@@ -346,10 +352,15 @@ def _not_loaded(settings: ModelSettings) -> ModelEntry:
     )
 
 
-def _instantiate_entry(settings: ModelSettings) -> ModelEntry:
+def _instantiate_entry(settings: ModelSettings, storage: StorageSettings) -> ModelEntry:
     """A READY entry with the loaded model, or an UNAVAILABLE one saying why it failed (logged)."""
     try:
-        model = instantiate(settings)
+        model = instantiate(settings, storage)
+    except StorageError as exc:  # its message is the whole story: no traceback in the log
+        log.error(
+            "model '%s' version '%s' failed to load: %s", settings.name, settings.version, exc
+        )
+        return ModelEntry(settings, ModelState.UNAVAILABLE, f"failed to load: storage {exc}")
     except Exception as exc:  # any failure of user code marks the model, never the server
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         log.error(

@@ -33,7 +33,8 @@ _HEADER_LENGTH_KEY = "HTTP_" + HEADER_LENGTH.upper().replace("-", "_")
 
 def dataplane() -> DataPlane:
     """The data plane of the app handling this request."""
-    return current_app.extensions["modelport"].dataplane
+    plane: DataPlane = current_app.extensions["modelport"].dataplane
+    return plane
 
 
 class Current(NamedTuple):

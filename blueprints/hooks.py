@@ -41,7 +41,7 @@ def _protocol(req: Request) -> str:
 
 def _model_label(req: Request, core: Modelport, ctx: object) -> str:
     # A body-routed request (blueprints/routed.py) names its model in the body, kept in `g`.
-    name = (req.view_args or {}).get("name") or getattr(ctx, "model", "")
+    name: str = (req.view_args or {}).get("name") or getattr(ctx, "model", "") or ""
     # Only configured names become labels: a client must not grow the metric cardinality.
     return name if core.manager.has(name) else ""
 
@@ -53,7 +53,7 @@ def _model_label(req: Request, core: Modelport, ctx: object) -> str:
 def before_request() -> None:
     """Take or make the request id, start the clock, and check credentials."""
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    ctx = g._get_current_object()  # type: ignore[attr-defined]
+    ctx = g._get_current_object()
     ctx.started = time.perf_counter()
     environ = req.environ  # what req.headers reads, without building the headers object
     ctx.request_id = environ.get("HTTP_X_REQUEST_ID") or hex_id()
@@ -68,7 +68,7 @@ def before_request() -> None:
 def after_request(response: Response) -> Response:
     """Return the request id, count the request, and write one access log line."""
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    ctx = g._get_current_object()  # type: ignore[attr-defined]
+    ctx = g._get_current_object()
     started = ctx.get("started")
     seconds = time.perf_counter() - started if started is not None else 0.0
     response.headers["X-Request-ID"] = ctx.get("request_id", "")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from flask import Blueprint, Response
 
 from app.codec import binary as binary_codec
@@ -26,17 +29,19 @@ from blueprints.common import (
 
 bp = Blueprint("v2", __name__)
 
+View = TypeVar("View", bound=Callable[..., Response])
 
-def _model_routes(rule: str, **options: object):
+
+def _model_routes(rule: str, methods: list[str]) -> Callable[[View], View]:
     """Register a view on `/v2/models/<name>{rule}` and its `/versions/<version>` twin."""
 
-    def decorator(view):
-        bp.add_url_rule(f"/v2/models/<name>{rule}", view_func=view, **options)
+    def decorator(view: View) -> View:
+        bp.add_url_rule(f"/v2/models/<name>{rule}", view_func=view, methods=methods)
         bp.add_url_rule(
             f"/v2/models/<name>/versions/<version>{rule}",
             endpoint=f"{view.__name__}_versioned",
             view_func=view,
-            **options,
+            methods=methods,
         )
         return view
 

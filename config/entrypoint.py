@@ -7,7 +7,9 @@ Those become the environment the config reads (`MODEL_NAME`, `MODEL_DIR`, as
 deploy/kserve/configmap.yaml does), checked against that config, and `gunicorn wsgi:app` runs.
 Any other first argument is a command, run as given (the image's CMD, or `docker run IMAGE sh`).
 
-Only a local folder is served: fetching a storage URI is KServe's storage initializer's job.
+The folder may also be a storage URI (s3://, gs://, http(s)://), for a pod without KServe's
+storage initializer: MODEL_DIR is then that URI, so the config's `uri: ${MODEL_DIR}/model.joblib`
+names the object, which the server fetches into its cache (app/storage) when it loads.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from config.settings import ConfigError, config_path, load_settings
+from config.settings import (
+    ConfigError,
+    config_path,
+    file_path,
+    is_remote,
+    load_settings,
+    unsupported_scheme,
+)
 
 #: What the image serves; the Dockerfile's CMD is the same command.
 SERVE = ("gunicorn", "wsgi:app")
@@ -39,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model_name", help="the name clients call; sets MODEL_NAME")
     parser.add_argument(
-        "--model_dir", help="local folder holding the model (default: STORAGE_URI); sets MODEL_DIR"
+        "--model_dir",
+        help="folder or storage URI holding the model (default: STORAGE_URI); sets MODEL_DIR",
     )
     return parser
 
@@ -47,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
 def plan(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
     """The command to exec and its environment, for the container's arguments `argv`.
 
-    Raises `EntrypointError` when the model folder is not a local folder, or the config does not
-    serve that model from it; argparse exits (status 2) on an unknown argument.
+    Raises `EntrypointError` when the model folder is neither a local folder nor a storage URI,
+    or the config does not serve that model from it; argparse exits (status 2) on an unknown
+    argument.
     """
     env = dict(environ)
     if not argv:
@@ -57,7 +68,7 @@ def plan(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[list[str], di
         return list(argv), env
     args = _parser().parse_args(argv)
     model_dir = args.model_dir or env.get("STORAGE_URI")
-    folder = _local_folder(model_dir) if model_dir else None
+    folder = _model_folder(model_dir) if model_dir else None
     if args.model_name is not None:
         env["MODEL_NAME"] = args.model_name
     if folder is not None:
@@ -66,27 +77,32 @@ def plan(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[list[str], di
     return list(SERVE), env
 
 
-def _local_folder(value: str) -> Path:
-    if _SCHEME.match(value):
+def _model_folder(value: str) -> Path | str:
+    """A local folder (resolved), or a storage URI as given (without a trailing slash)."""
+    if is_remote(value):
+        return value.rstrip("/")
+    if _SCHEME.match(value) and not value.lower().startswith("file://"):
         raise EntrypointError(
-            f"model folder '{value}' is a storage URI: only a local folder is served (KServe's "
-            "storage initializer downloads an InferenceService's storageUri into /mnt/models)"
+            f"model folder {unsupported_scheme(value)}; KServe's storage initializer can put "
+            "it in /mnt/models"
         )
-    folder = Path(value)
+    folder = Path(file_path(value))
     if not folder.is_dir():
         raise EntrypointError(f"model folder '{value}' is not a folder")
     return folder.resolve()
 
 
-def _check_served(name: str | None, folder: Path | None, env: Mapping[str, str]) -> None:
+def _check_served(name: str | None, folder: Path | str | None, env: Mapping[str, str]) -> None:
     """The config must serve `name` from `folder`: ignoring them, it would serve something else."""
     try:
         settings = load_settings(environ=env)
     except ConfigError as exc:
         raise EntrypointError(str(exc)) from None
     models = [m for m in settings.models if name is None or m.name == name]
-    if folder is not None:
+    if isinstance(folder, Path):
         models = [m for m in models if m.uri is not None and m.uri.is_relative_to(folder)]
+    elif folder is not None:
+        models = [m for m in models if (m.storage_uri or "").startswith(f"{folder}/")]
     if not models:
         what = f"model '{name}'" if name is not None else "model"
         where = f" from {folder}" if folder is not None else ""

@@ -57,7 +57,9 @@ class ModelSchema(_Strict):
         metadata={"description": "several entries with one name = several versions"},
     )
     runtime = fields.String(required=True, validate=validate.OneOf(RUNTIMES))
-    uri = fields.String(metadata={"description": "model file, relative to the config file"})
+    uri = fields.String(
+        metadata={"description": "model file: a path relative to the config file, or a URI"}
+    )
     class_ = fields.String(
         data_key="class",
         validate=validate.Regexp(r"^[\w.]+:\w+$", error="must be 'module:Class'"),
@@ -112,6 +114,24 @@ class LimitsSchema(_Strict):
     data_roots = fields.List(fields.String(), load_default=list)
 
 
+class StorageSchema(_Strict):
+    # Defaults: `config.settings.StorageSettings`, the one place they are set.
+    cache_dir = fields.String(
+        metadata={"description": "where fetched models are kept; default $XDG_CACHE_HOME/modelport"}
+    )
+    max_bytes = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "a model or repository larger than this is refused"},
+    )
+    timeout_s = fields.Float(
+        validate=validate.Range(min=0.1),
+        metadata={"description": "one fetch gives up after this long (and a silent connection)"},
+    )
+    s3_endpoint_url = fields.String(
+        metadata={"description": "an S3-compatible store; default AWS_ENDPOINT_URL(_S3)"}
+    )
+
+
 class ServerSchema(_Strict):
     name = fields.String(load_default="modelport")
     http = fields.Nested(HttpSchema, load_default=lambda: HttpSchema().load({}))
@@ -119,6 +139,7 @@ class ServerSchema(_Strict):
     omi = fields.Nested(OmiSchema, load_default=lambda: OmiSchema().load({}))
     auth = fields.Nested(AuthSchema, load_default=None, allow_none=True)
     limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
+    storage = fields.Nested(StorageSchema, load_default=dict)
     errors = fields.String(load_default="oip", validate=validate.OneOf(["oip", "detailed"]))
     access_log = fields.Boolean(
         load_default=True, metadata={"description": "one JSON line per request"}
@@ -132,7 +153,8 @@ class RepositorySchema(_Strict):
         metadata={"description": "whose layout: triton | mlserver | mlflow"},
     )
     path = fields.String(
-        required=True, metadata={"description": "the repository folder, relative to the config"}
+        required=True,
+        metadata={"description": "the repository folder, relative to the config, or a URI"},
     )
 
 

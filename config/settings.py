@@ -10,10 +10,12 @@ problem in one model entry only marks that model as failed, by name, and the oth
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from marshmallow import ValidationError
@@ -23,6 +25,9 @@ from config.schemas import ModelSchema, ServerSchema, TopSchema, flatten_message
 from config.streams import STREAM_SCHEMA, StreamSettings, load_streams
 from vocabulary.tensor_spec import TensorSpec
 
+#: URI schemes `app.storage` fetches into its cache; `file://` is a local path, read in place.
+REMOTE_SCHEMES = ("s3", "gs", "gcs", "http", "https")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "models.yaml"
 #: Set by gunicorn.conf.py in the master to the file whose warnings it logged, so that each
 #: worker's `create_app` does not log them again: one line per unknown key, not one per process.
@@ -53,6 +58,9 @@ class ModelSettings:
     version: str = "1"  # several entries with one name are several versions
     runtime: str = "python"  # sklearn | xgboost | lightgbm | onnx | catboost | mlflow | python
     uri: Path | None = None  # model file, resolved against the config file's folder
+    # A remote `uri:` (s3://, gs://, http(s)://) as written; app.storage fetches it into the
+    # cache at load, and `uri` is None until then.
+    storage_uri: str | None = None
     class_path: str | None = None  # runtime python: "module:Class"
     path: Path | None = None  # folder added to sys.path before importing class_path
     inputs: tuple[TensorSpec, ...] | None = None  # overrides what the runtime reads
@@ -77,12 +85,23 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """How remote `uri:`s and repository `path:`s are fetched (`server.storage`)."""
+
+    cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/modelport (~/.cache/modelport)
+    max_bytes: int = 8 * 1024**3  # a model or repository larger than this is refused
+    timeout_s: float = 600.0  # one fetch gives up after this long (a silent connection too)
+    s3_endpoint_url: str | None = None  # S3-compatible store; None: AWS_ENDPOINT_URL(_S3)
+
+
+@dataclass(frozen=True)
 class RepositorySettings:
     """One `repositories:` entry: a folder of models in another server's layout."""
 
     format: str  # triton | mlserver | mlflow
     path: str  # as written (interpolated); app.repositories.local_folder makes it a folder
     base: Path  # the config file's folder, which a relative `path` is relative to
+    storage: StorageSettings = field(default_factory=StorageSettings)  # for a URI
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,7 @@ class ServerSettings:
     omi: OmiSettings = field(default_factory=OmiSettings)
     auth: AuthSettings | None = None  # None = open
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     errors: str = "oip"  # oip: {"error": msg} | detailed: {"error": {code, message, details}}
     access_log: bool = True  # one JSON line per request (model, protocol, status, duration)
 
@@ -204,11 +224,15 @@ def settings_from_dict(
         )
     try:
         repositories = tuple(
-            RepositorySettings(entry["format"], entry["path"], base)
+            RepositorySettings(entry["format"], entry["path"], base, server.storage)
             for entry in interpolate(top["repositories"], environ, "repositories")
         )
     except InterpolationError as exc:
         raise ConfigError(str(exc)) from None
+    for index, repository in enumerate(repositories):
+        scheme = uri_scheme(repository.path)
+        if scheme is not None and scheme != "file" and scheme not in REMOTE_SCHEMES:
+            raise ConfigError(f"repositories[{index}].path: {unsupported_scheme(repository.path)}")
     streams_raw = top["streams"]
     if isinstance(streams_raw, list):  # unknown keys of a stream are warnings, as elsewhere
         stripped = [
@@ -286,12 +310,28 @@ def model_settings(
         )
     # What the entry leaves out keeps ExplainSettings' defaults (set there only).
     explain = dict(data.get("explain") or {})
+    for key, value in (
+        ("explain.background", explain.get("background")),
+        ("path", data.get("path")),
+    ):
+        if value is not None and uri_scheme(value) not in (None, "file"):
+            return ModelSettings(
+                name=name, version=version, error=f"{where}.{key}: '{value}' must be a local path"
+            )
     background = _resolve(base, explain.pop("background", None))
+    uri = data.get("uri")
+    scheme = uri_scheme(uri) if uri is not None else None
+    if scheme is not None and scheme not in REMOTE_SCHEMES and scheme != "file":
+        return ModelSettings(
+            name=name, version=version, error=f"{where}.uri: {unsupported_scheme(uri or '')}"
+        )
+    remote = scheme in REMOTE_SCHEMES
     return ModelSettings(
         name=data["name"],
         version=data["version"],
         runtime=data["runtime"],
-        uri=_resolve(base, data.get("uri")),
+        uri=None if remote else _resolve(base, uri),
+        storage_uri=uri if remote else None,
         class_path=data.get("class_"),
         path=_resolve(base, data.get("path")),
         inputs=_specs(data.get("inputs")),
@@ -319,6 +359,7 @@ def _server(data: dict[str, Any], base: Path) -> ServerSettings:
             bearer_tokens=tuple(t for t in auth["bearer_tokens"] if t),
             api_keys=tuple(k for k in auth["api_keys"] if k),
         ),
+        storage=_storage(data["storage"], base),
         limits=LimitsSettings(
             max_request_bytes=limits["max_request_bytes"],
             data_roots=tuple(_resolve(base, r) for r in limits["data_roots"]),  # type: ignore[misc]  # never None for a str
@@ -328,10 +369,46 @@ def _server(data: dict[str, Any], base: Path) -> ServerSettings:
     )
 
 
+def _storage(data: dict[str, Any], base: Path) -> StorageSettings:
+    cache_dir = data.get("cache_dir")
+    return StorageSettings(
+        **{key: value for key, value in data.items() if key != "cache_dir"},
+        cache_dir=_resolve(base, cache_dir) if cache_dir else None,
+    )
+
+
+def uri_scheme(value: str) -> str | None:
+    """The lower-cased scheme of a `scheme://` URI, None for a plain path."""
+    match = _SCHEME.match(value)
+    return match.group(1).lower() if match else None
+
+
+def is_remote(value: str) -> bool:
+    """Whether a `uri:` or `path:` names something app.storage fetches (s3, gs, http(s))."""
+    return uri_scheme(value) in REMOTE_SCHEMES
+
+
+def unsupported_scheme(value: str) -> str:
+    """The one-line reason a URI of another scheme is refused."""
+    return (
+        f"'{value}': scheme '{uri_scheme(value)}' is not supported "
+        "(a local path, file://, http://, https://, s3:// or gs://)"
+    )
+
+
+def file_path(value: str) -> str:
+    """A `file://` URI's local path (other values unchanged): `file:///m/x` is `/m/x`."""
+    if uri_scheme(value) != "file":
+        return value
+    parts = urlsplit(value)
+    host = "" if parts.netloc == "localhost" else parts.netloc  # file://x/y: x/y, relative
+    return unquote(host + parts.path)
+
+
 def _resolve(base: Path, value: str | None) -> Path | None:
     if value is None:
         return None
-    path = Path(value).expanduser()
+    path = Path(file_path(value)).expanduser()
     return path if path.is_absolute() else (base / path).resolve()
 
 

@@ -69,9 +69,10 @@ def _handler(
 
 def behaviour_of(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
     """The function a handler calls, whatever its kind."""
-    return (
+    behaviour: Callable[..., Any] = (
         handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
+    return behaviour
 
 
 def with_behaviour(

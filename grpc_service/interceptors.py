@@ -120,7 +120,9 @@ def _wrap(
     deserialize = handler.request_deserializer
     serialize = handler.response_serializer
 
-    def unary_unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]):
+    def unary_unary(
+        behaviour: Callable[[Any, grpc.ServicerContext], Any],
+    ) -> Callable[[bytes, grpc.ServicerContext], Any]:
         def call(data: bytes, context: grpc.ServicerContext) -> Any:
             try:
                 request = deserialize(data) if deserialize is not None else data
@@ -131,7 +133,9 @@ def _wrap(
 
         return call
 
-    def stream_unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]):
+    def stream_unary(
+        behaviour: Callable[[Any, grpc.ServicerContext], Any],
+    ) -> Callable[[Any, grpc.ServicerContext], Any]:
         def call(requests: Any, context: grpc.ServicerContext) -> Any:
             return respond(behaviour, requests, context, 0)
 
@@ -161,7 +165,9 @@ def _wrap(
         finally:
             _observe(protocol, known_model, request, sizes, context, started)
 
-    def streaming(behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]]):
+    def streaming(
+        behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
+    ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             try:
                 yield from behaviour(request, context)

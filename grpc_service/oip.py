@@ -36,15 +36,21 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, dataplane: DataPlane) -> None:
         self._dataplane = dataplane
 
-    def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.ServicerContext):
+    def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.ServicerContext
+    ) -> pb.ServerLiveResponse:
         """`live` is true while the process answers."""
         return pb.ServerLiveResponse(live=self._dataplane.live())
 
-    def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext):
+    def ServerReady(
+        self, request: pb.ServerReadyRequest, context: grpc.ServicerContext
+    ) -> pb.ServerReadyResponse:
         """`ready` once loading is over."""
         return pb.ServerReadyResponse(ready=self._dataplane.ready())
 
-    def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext):
+    def ModelReady(
+        self, request: pb.ModelReadyRequest, context: grpc.ServicerContext
+    ) -> pb.ModelReadyResponse:
         """OK with `ready=false` for an unknown model too: tritonclient raises on any error."""
         try:
             ready = self._dataplane.model_ready(request.name, request.version or None)
@@ -52,11 +58,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             ready = False
         return pb.ModelReadyResponse(ready=ready)
 
-    def ServerMetadata(self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext):
+    def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ServerMetadataResponse:
         """Name, version and extensions."""
         return codec.server_metadata_to_proto(self._dataplane.server_metadata())
 
-    def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext):
+    def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ModelMetadataResponse:
         """Inputs, outputs, platform and versions of a ready model."""
         metadata = self._dataplane.model_metadata(request.name, request.version or None)
         return codec.model_metadata_to_proto(metadata)
@@ -88,32 +98,38 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 _, message = status_of(exc, "ModelStreamInfer")
                 yield codec.stream_error_to_proto(request, message)
 
-    def ModelConfig(self, request: pb.ModelConfigRequest, context: grpc.ServicerContext):
+    def ModelConfig(
+        self, request: pb.ModelConfigRequest, context: grpc.ServicerContext
+    ) -> pb.ModelConfigResponse:
         """Triton's model configuration of a ready model."""
         version = request.version or None
         model = self._dataplane.model(request.name, version)
         settings = self._dataplane.model_entry(request.name, version).settings
         return codec.model_config_to_proto(model_config_to_json(model, settings))
 
-    def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: grpc.ServicerContext):
+    def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest, context: grpc.ServicerContext
+    ) -> pb.ModelStatisticsResponse:
         """Statistics of every model, one model's versions, or one version, server-wide."""
         stats = self._dataplane.statistics(request.name, request.version)
         return pb.ModelStatisticsResponse(model_stats=[codec.stats_to_proto(s) for s in stats])
 
-    def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: grpc.ServicerContext):
+    def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: grpc.ServicerContext
+    ) -> pb.RepositoryIndexResponse:
         """Every configured model version with its state."""
         return codec.repository_index_to_proto(self._dataplane.repository_index(request.ready))
 
     def RepositoryModelLoad(
         self, request: pb.RepositoryModelLoadRequest, context: grpc.ServicerContext
-    ):
+    ) -> pb.RepositoryModelLoadResponse:
         """Load or reload a model, through the same data-plane call as REST."""
         self._dataplane.load_model(_model_name(request), list(request.parameters))
         return pb.RepositoryModelLoadResponse()
 
     def RepositoryModelUnload(
         self, request: pb.RepositoryModelUnloadRequest, context: grpc.ServicerContext
-    ):
+    ) -> pb.RepositoryModelUnloadResponse:
         """Unload a model, through the same data-plane call as REST."""
         self._dataplane.unload_model(_model_name(request))
         return pb.RepositoryModelUnloadResponse()

@@ -71,7 +71,8 @@ class Sidecar:
         Returns the event grpcio sets once every call is over (SIGTERM and OMI Shutdown alike).
         """
         self.drain()
-        return self.server.stop(grace)
+        stopped: threading.Event = self.server.stop(grace)
+        return stopped
 
 
 def _public(method: str) -> bool:

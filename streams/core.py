@@ -140,8 +140,9 @@ class Pool:
         self._idle = threading.Condition()
         self._busy = 0
 
-    def acquire(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a free slot; True when one was taken."""
+    def acquire(self, timeout: float | None) -> bool:
+        """Wait up to `timeout` seconds (None: as long as it takes) for a free slot; True when
+        one was taken."""
         return self._slots.acquire(timeout=timeout)
 
     def release(self) -> None:

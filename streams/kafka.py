@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 from urllib.parse import urlsplit
 
 from confluent_kafka import Consumer as KafkaClient
@@ -33,6 +34,8 @@ from streams.core import Consumer, Reply, log
 ROUTING_HEADERS = {"mlserver-model": "model", "mlserver-version": "version"}
 STATUS_HEADER = "modelport-status"
 JSON_LENGTH_HEADER = "modelport-json-length"
+# A record's headers as confluent-kafka hands them over and takes them back.
+Headers = list[tuple[str, str | bytes | None]]
 #: Seconds between two commits of answered offsets, and two reads of the group's lag.
 COMMIT_SECONDS = 0.2
 LAG_SECONDS = 5.0
@@ -147,27 +150,28 @@ class KafkaConsumer(Consumer):
                 log.warning("stream %s: %s", self.stream.name, error)
             return False
         topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None  # a record
         if (topic, partition) not in self._assigned:
             return False  # fetched before a rebalance: neither answered nor committed here
         self._offsets.take(topic, partition, offset)
-        headers = list(message.headers() or [])
+        headers = cast(Headers, list(message.headers() or []))
         defaults = {}
-        for key, value in headers:
-            if key in ROUTING_HEADERS and value is not None:
-                defaults[ROUTING_HEADERS[key]] = value.decode("utf-8", "replace")
+        for name, value in headers:
+            if name in ROUTING_HEADERS and value is not None:
+                text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+                defaults[ROUTING_HEADERS[name]] = text
         key = message.key()
         self.pool.submit(
             self.handle,
             message.value() or b"",
             lambda reply: self._publish(reply, (topic, partition, offset), headers),
-            transport_id=key.decode("utf-8", "replace") if key else None,
+            transport_id=(key.decode("utf-8", "replace") if isinstance(key, bytes) else key)
+            or None,
             defaults=defaults,
         )
         return True
 
-    def _publish(
-        self, reply: Reply, record: tuple[str, int, int], headers: list[tuple[str, bytes]]
-    ) -> None:
+    def _publish(self, reply: Reply, record: tuple[str, int, int], headers: Headers) -> None:
         answer_headers = [
             *((k, v) for k, v in headers if k not in (STATUS_HEADER, JSON_LENGTH_HEADER)),
             (STATUS_HEADER, str(reply.status).encode()),
@@ -180,7 +184,7 @@ class KafkaConsumer(Consumer):
         self,
         reply: Reply,
         record: tuple[str, int, int],
-        headers: list[tuple[str, bytes]],
+        headers: Headers,
         attempts: int,
     ) -> None:
         producer = self._producer
@@ -202,7 +206,7 @@ class KafkaConsumer(Consumer):
         self,
         reply: Reply,
         record: tuple[str, int, int],
-        headers: list[tuple[str, bytes]],
+        headers: Headers,
         attempts: int,
     ) -> Callable[[KafkaError | None, Message], None]:
         def on_delivery(error: KafkaError | None, _message: Message) -> None:
@@ -222,7 +226,10 @@ class KafkaConsumer(Consumer):
         if client is None or not moved:
             return
         try:
-            client.commit(offsets=moved, asynchronous=asynchronous)
+            if asynchronous:
+                client.commit(offsets=moved, asynchronous=True)
+            else:
+                client.commit(offsets=moved, asynchronous=False)
         except KafkaException as exc:
             log.warning("stream %s: commit failed: %s", self.stream.name, exc)
 

@@ -26,10 +26,15 @@ from flask import Flask
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from config.streams import StreamSettings
 from streams.core import Consumer, Reply, log
 from streams.slots import Slot
+
+# What an answer needs of the message it answers: its id and QoS to acknowledge it, the topic and
+# correlation data to publish to.
+Request = tuple[int, int, str, bytes | None]
 
 
 class MqttConsumer(Consumer):
@@ -71,7 +76,7 @@ class MqttConsumer(Consumer):
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self.stream.session_expiry
         # The broker never has more unacknowledged messages out to us than we answer at once.
         properties.ReceiveMaximum = self.stream.concurrency
@@ -85,7 +90,14 @@ class MqttConsumer(Consumer):
         client.loop_start()
         self.stopping.wait()
 
-    def _on_connect(self, client: mqtt.Client, userdata, flags, reason, properties) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason.is_failure:
             log.warning("stream %s: MQTT connect refused: %s", self.stream.name, reason)
             return
@@ -93,7 +105,7 @@ class MqttConsumer(Consumer):
         self._connected.set()
         log.info("stream %s: consuming as MQTT client %s", self.stream.name, self.client_id)
 
-    def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         if self.stopping.is_set():
             return  # not taken, not acknowledged: the session sends it again
         try:
@@ -111,7 +123,7 @@ class MqttConsumer(Consumer):
                 transport_id = bytes(correlation).decode()
             except UnicodeDecodeError:
                 transport_id = None
-        request = (message.mid, message.qos, topic, correlation)
+        request: Request = (message.mid, message.qos, topic, correlation)
         self.pool.acquire(timeout=None)  # free within one answer: ReceiveMaximum bounds us
         self.pool.submit(
             self.handle,
@@ -120,9 +132,9 @@ class MqttConsumer(Consumer):
             transport_id=transport_id,
         )
 
-    def _publish(self, reply: Reply, request: tuple) -> None:
+    def _publish(self, reply: Reply, request: Request) -> None:
         mid, qos, topic, correlation = request
-        properties = Properties(PacketTypes.PUBLISH)
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         properties.ContentType = reply.content_type
         if correlation:
             properties.CorrelationData = bytes(correlation)
@@ -142,7 +154,14 @@ class MqttConsumer(Consumer):
         if early:
             self._acknowledge(mid, qos, reply)
 
-    def _on_publish(self, client: mqtt.Client, userdata, mid: int, reason, properties) -> None:
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         with self._lock:
             request = self._answers.pop(mid, None)
             if request is None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import Any
 
 import redis
 from flask import Flask
+from redis.typing import EncodableT, FieldT
 
 from config.streams import StreamSettings
 from streams import metrics
@@ -65,7 +67,7 @@ class RedisConsumer(Consumer):
             while free < self.stream.concurrency and self.pool.acquire(timeout=0):
                 free += 1
             try:
-                entries = client.xreadgroup(
+                entries: Any = client.xreadgroup(
                     group, self.consumer, {stream: ">"}, count=free, block=BLOCK_MS
                 )
             except BaseException:
@@ -75,7 +77,7 @@ class RedisConsumer(Consumer):
             messages = entries[0][1] if entries else []
             self._take(client, messages, free)
 
-    def _take(self, client: redis.Redis, messages: list, free: int) -> None:
+    def _take(self, client: redis.Redis, messages: list[Any], free: int) -> None:
         """Hand each entry to the pool (slots taken beforehand); give back the unused ones."""
         for message_id, fields in messages:
             self.pool.submit(self._answer, client, message_id, fields)
@@ -111,7 +113,7 @@ class RedisConsumer(Consumer):
             if start in (b"0-0", "0-0"):
                 return
 
-    def _answer(self, client: redis.Redis, message_id: bytes, fields: dict) -> None:
+    def _answer(self, client: redis.Redis, message_id: bytes, fields: dict[bytes, bytes]) -> None:
         body = fields.get(b"body")
         if body is None:
             body = b""  # answered as the REST front-end answers an empty body: 400
@@ -123,7 +125,7 @@ class RedisConsumer(Consumer):
         )
 
     def _publish(self, client: redis.Redis, message_id: bytes, reply: Reply) -> None:
-        answer: dict[str, str | bytes] = {
+        answer: dict[FieldT, EncodableT] = {
             "id": reply.id,
             "status": str(reply.status),
             "body": reply.body,

@@ -41,8 +41,10 @@ class GunicornServer:
         env: Mapping[str, str] | None = None,
         grpc: bool = False,
         args: Sequence[str] = ("-m", "gunicorn", "wsgi:app"),
+        cwd: Path = ROOT,
     ) -> None:
         self.config = config
+        self.cwd = cwd  # where wsgi.py and gunicorn.conf.py are read from
         self.args = tuple(args)  # of this python: gunicorn, or what execs it
         self.http_port = free_port()
         self.grpc_port = free_port() if grpc else 0
@@ -65,7 +67,7 @@ class GunicornServer:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, *self.args],
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -12,8 +12,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import sysconfig
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import requests
 import yaml
 
 from blueprints.factory import create_app
@@ -216,6 +219,72 @@ def test_healthcheck_passes_on_a_ready_server_and_fails_without_one(
     ready = _healthcheck(server.http_port)
     assert ready.returncode == 0, ready.stderr
     assert _healthcheck(free_port()).returncode != 0
+
+
+# The image's /app holds only what COPY puts there, and pip installs the package from it
+# (`--no-deps .`): a package the server imports but the Dockerfile forgets only shows on a Docker
+# engine, as workers that fail to boot. Here: /app laid out from the COPY steps, and gunicorn
+# started in it by a Python that sees the tree, the standard library and the installed
+# dependencies, without .pth files (this checkout's editable install is one of them).
+# (`python -S` skips site.py, which is also what puts a venv's site-packages on the path.)
+IMAGE_PATH = f"import sys; sys.path[:] = ['', *sys.path[1:], {sysconfig.get_paths()['purelib']!r}];"
+IMAGE_PYTHON = IMAGE_PATH + "sys.argv[0] = 'gunicorn'; from gunicorn.app.wsgiapp import run; run()"
+
+
+def _image_tree(app: Path) -> Path:
+    """/app as the Dockerfile's COPY steps leave it, with the models `RUN python -m
+    examples.train` writes there (this checkout's, which make trains the same way)."""
+    ignored = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for arguments in _arguments("COPY"):
+        *sources, target = arguments.split()
+        for source in sources:
+            destination = app / target / source if target.endswith("/") else app / target
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, destination, ignore=ignored)
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / source, destination)
+    (app / "models").symlink_to(ROOT / "models", target_is_directory=True)
+    return app
+
+
+def _imports_in(tree: Path, module: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-S", "-c", IMAGE_PATH + f"import {module}"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_every_package_the_server_imports_is_copied_into_the_image(tmp_path: Path) -> None:
+    app = _image_tree(tmp_path / "app")
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
+    assert {path.parent.name for path in app.glob("*/__init__.py")} == packages
+    # The check can fail: outside the tree, this checkout's packages are not importable.
+    assert _imports_in(tmp_path, "streams").returncode != 0
+    assert _imports_in(app, "streams").returncode == 0
+
+
+@pytest.mark.e2e
+def test_the_image_tree_boots_every_worker_and_the_grpc_sidecar(tmp_path: Path) -> None:
+    app = _image_tree(tmp_path / "app")
+    command = _exec_form(_arguments("CMD")[-1])
+    with GunicornServer(
+        config=app / "config" / "models.yaml",
+        workers=2,
+        grpc=True,
+        args=("-S", "-c", IMAGE_PYTHON, *command[1:]),
+        cwd=app,
+    ) as server:
+        ready = requests.get(f"{server.url}/v2/health/ready", timeout=10)
+        models = requests.post(f"{server.url}/v2/repository/index", json={}, timeout=10).json()
+        log = server.log()
+    assert ready.status_code == 200
+    assert models and all(model["state"] == "READY" for model in models), models
+    assert "Traceback" not in log and "failed to boot" not in log.lower(), log[-3000:]
 
 
 # -- docker-compose ------------------------------------------------------------------------------

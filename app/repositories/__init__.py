@@ -17,7 +17,8 @@ from pathlib import Path
 
 from app.repositories import mlflow_folders, mlserver, triton
 from app.repositories.refused import Refused
-from config.settings import ModelSettings, RepositorySettings
+from app.storage import StorageError, fetch
+from config.settings import ModelSettings, RepositorySettings, file_path, is_remote
 
 log = logging.getLogger("modelport.repositories")
 
@@ -41,9 +42,14 @@ class Scan:
 def local_folder(repository: RepositorySettings) -> Path:
     """The local folder a repository's `path:` names: the one place a path becomes a folder.
 
-    Relative paths are relative to the config file's folder, as every path of the config is.
+    Relative paths are relative to the config file's folder, as every path of the config is;
+    `file://` is a local path; s3://, gs:// and http(s):// are fetched into the storage cache
+    (a prefix as a folder, or an archive unpacked), once and again only when they change.
+    Raises `StorageError` for a remote path that cannot be fetched.
     """
-    path = Path(repository.path).expanduser()
+    if is_remote(repository.path):
+        return fetch(repository.path, repository.storage)
+    path = Path(file_path(repository.path)).expanduser()
     return path if path.is_absolute() else (repository.base / path).resolve()
 
 
@@ -56,7 +62,11 @@ def scan(repositories: Iterable[RepositorySettings]) -> Scan:
     models: list[ModelSettings] = []
     problems: list[str] = []
     for repository in repositories:
-        folder = local_folder(repository)
+        try:
+            folder = local_folder(repository)
+        except StorageError as exc:
+            problems.append(f"{repository.format} repository: storage {exc}")
+            continue
         if not folder.is_dir():
             problems.append(
                 f"{repository.format} repository '{repository.path}': {folder} is not a folder"

@@ -69,15 +69,29 @@ def test_storage_uri_is_the_folder_when_no_model_dir_is_given(
     assert env["MODEL_DIR"] == str(other)  # the argument wins
 
 
-@pytest.mark.parametrize("uri", ["s3://bucket/iris", "pvc://models/iris", "gs://b/m"])
-def test_a_storage_uri_is_refused_with_where_kserve_puts_it(kserve_config: Path, uri: str) -> None:
+@pytest.mark.parametrize("uri", ["s3://bucket/iris", "gs://b/m/", "https://example.org/m"])
+def test_a_storage_uri_is_the_folder_the_server_fetches_from(kserve_config: Path, uri: str) -> None:
     environ = {"MODELPORT_CONFIG": str(kserve_config)}
     for argv, env in (
         (["--model_name=iris", f"--model_dir={uri}"], environ),
         (["--model_name=iris"], {**environ, "STORAGE_URI": uri}),
     ):
-        with pytest.raises(EntrypointError, match=f"'{uri}' is a storage URI.*/mnt/models"):
-            plan(argv, env)
+        _, planned = plan(argv, env)
+        assert planned["MODEL_DIR"] == uri.rstrip("/")
+        (model,) = load_settings(environ=planned).models
+        assert (model.uri, model.storage_uri) == (None, f"{uri.rstrip('/')}/model.joblib")
+
+
+def test_a_file_uri_is_a_local_folder(kserve_config: Path, model_dir: Path) -> None:
+    environ = {"MODELPORT_CONFIG": str(kserve_config)}
+    _, env = plan(["--model_name=iris", f"--model_dir=file://{model_dir}"], environ)
+    assert env["MODEL_DIR"] == str(model_dir)
+
+
+def test_a_scheme_the_server_cannot_fetch_is_refused(kserve_config: Path) -> None:
+    environ = {"MODELPORT_CONFIG": str(kserve_config), "STORAGE_URI": "pvc://models/iris"}
+    with pytest.raises(EntrypointError, match="scheme 'pvc' is not supported.*/mnt/models"):
+        plan(["--model_name=iris"], environ)
 
 
 def test_a_model_dir_that_is_no_folder_is_refused(kserve_config: Path, tmp_path: Path) -> None:

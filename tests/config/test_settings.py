@@ -217,3 +217,43 @@ def test_a_repository_entry_that_cannot_be_read_stops_the_server(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(write(tmp_path, text), {})
+
+
+def test_storage_uris_are_kept_for_app_storage_and_file_uris_are_paths(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+server:
+  storage: {cache_dir: cache, max_bytes: 1000, timeout_s: 5, s3_endpoint_url: "http://s3:9000"}
+models:
+  - {name: a, runtime: sklearn, uri: "s3://bucket/iris.joblib"}
+  - {name: b, runtime: sklearn, uri: "https://example.org/m/iris.joblib"}
+  - {name: c, runtime: sklearn, uri: "file:///srv/models/iris.joblib"}
+  - {name: d, runtime: sklearn, uri: "hdfs://nn/iris.joblib"}
+  - {name: e, runtime: sklearn, uri: m.joblib, explain: {background: "s3://b/bg.npy"}}
+repositories:
+  - {format: triton, path: "gs://bucket/triton"}
+""",
+    )
+    settings = load_settings(path, {})
+    storage = settings.server.storage
+    assert (storage.cache_dir, storage.max_bytes, storage.timeout_s, storage.s3_endpoint_url) == (
+        tmp_path / "cache",
+        1000,
+        5.0,
+        "http://s3:9000",
+    )
+    a, b, c, d, e = settings.models
+    assert (a.uri, a.storage_uri) == (None, "s3://bucket/iris.joblib")
+    assert b.storage_uri == "https://example.org/m/iris.joblib"
+    assert (c.uri, c.storage_uri) == (Path("/srv/models/iris.joblib"), None)
+    assert d.error is not None and "scheme 'hdfs' is not supported" in d.error
+    assert e.error == "models[4].explain.background: 's3://b/bg.npy' must be a local path"
+    (repository,) = settings.repositories
+    assert (repository.path, repository.storage) == ("gs://bucket/triton", storage)
+
+
+def test_a_repository_of_an_unknown_scheme_stops_the_server(tmp_path: Path) -> None:
+    path = write(tmp_path, "repositories: [{format: triton, path: 'ftp://host/repo'}]\n")
+    with pytest.raises(ConfigError, match=r"repositories\[0\].path: 'ftp://host/repo': scheme"):
+        load_settings(path, {})
