@@ -80,10 +80,15 @@ bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port
 #   native code. 2 threads served as many iris requests as 8 at concurrency 8 with a third of
 #   the p99 (13 ms vs 37 ms): extra threads only queue for the GIL. gevent served REST as fast
 #   (with the fairness yield below) but its gRPC sidecar at half gthread's rate (977 vs 1,781).
+# - httptools (app/httptools_worker.py), threads as gthread's: the same loop-and-pool shape on a
+#   C HTTP parser. Taking turns with gthread on one core (8 rounds of 4 s, c=8, bench/loadgen,
+#   medians) it served W1 at 2,188 req/s against 1,427 (p99 7.6 ms against 10.0; 453 us of
+#   server CPU per request against 694), W3 at 1,897 against 1,348 (516 us against 734), and
+#   4 MiB binary at 253 against 178 (c=1). `gthread` stays selectable.
 # - A model with `max_batch_size` needs that many requests in flight in one worker to fill a
 #   batch, so a worker gets as many threads as the largest batch (`tests/app/test_batching.py`).
 workers = int(os.environ.get("MODELPORT_WORKERS", "0")) or len(os.sched_getaffinity(0))
-worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "gthread")
+worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "httptools")
 if worker_class == "gthread":
     # gunicorn's, with deadlines on reading requests (app/gthread_worker.py): its own lets a
     # client that sends its headers a byte a second hold a thread as long as it likes.
@@ -93,6 +98,9 @@ elif worker_class == "gevent":
     # gunicorn's own waits out graceful_timeout for any client that keeps one open. It has
     # the same read deadlines as gthread's.
     worker_class = "app.gevent_worker.GeventWorker"
+elif worker_class == "httptools":
+    # Modelport's own, on httptools' C parser (app/httptools_worker.py).
+    worker_class = "app.httptools_worker.HttptoolsWorker"
 threads = int(os.environ.get("MODELPORT_THREADS", "0")) or max(
     [
         2,

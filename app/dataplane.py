@@ -7,12 +7,12 @@ forget them.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -367,31 +367,43 @@ def _deadline(model: Model, controls: Mapping[str, Any]) -> float | None:
 class _Account:
     """The statistics of one call that reached a model: timed from the request's start.
 
-    `call` counts a failure for anything the model (or its output) raised, and turns an
-    exception that is not a `ModelportError` into `ModelFailed` (500, the model's message;
-    the traceback goes to the log). Work before `call` (lookup, binding) is not counted.
+    `with account.call(model):` counts a failure for anything the model (or its output) raised,
+    and turns an exception that is not a `ModelportError` into `ModelFailed` (500, the model's
+    message; the traceback goes to the log). Work before `call` (lookup, binding) is not
+    counted. The account is its own context manager: a `contextlib.contextmanager` generator
+    cost five calls and a generator per request: 1.2 % of a W1 request's instructions in the
+    app (callgrind, in-process).
     """
+
+    __slots__ = ("stats", "started", "model")
 
     def __init__(self, stats: StatsRegistry) -> None:
         self.stats = stats
         self.started = time.perf_counter_ns()
         self.model: Model | None = None
 
-    @contextlib.contextmanager
-    def call(self, model: Model) -> Iterator[None]:
+    def call(self, model: Model) -> _Account:
         """Account for the model call inside the `with` block."""
         self.model = model
-        try:
-            yield
-        except ModelportError:
-            self._failure(model)
-            raise
-        except Exception as exc:
-            self._failure(model)
-            log.exception("model '%s' version '%s' raised", model.name, model.version)
-            raise ModelFailed(
-                f"model '{model.name}' failed: {str(exc) or type(exc).__name__}"
-            ) from exc
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        model = self.model
+        if exc is None or model is None or not isinstance(exc, Exception):
+            return
+        self._failure(model)
+        if isinstance(exc, ModelportError):
+            return
+        log.exception("model '%s' version '%s' raised", model.name, model.version, exc_info=exc)
+        raise ModelFailed(f"model '{model.name}' failed: {str(exc) or type(exc).__name__}") from exc
 
     def success(self, rows: int, infer_ns: int | None = None) -> None:
         """The call succeeded with `rows` inferences, `infer_ns` of its time in the model."""

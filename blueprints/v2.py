@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from app.codec import binary as binary_codec
 from app.codec import forms
@@ -18,12 +18,13 @@ from app.codec.metadata import (
 from app.errors import ModelUnavailable
 from app.types import InferRequest
 from blueprints.common import (
+    Current,
+    current,
     dataplane,
     infer_response,
     json_response,
     read_infer_body,
     read_json,
-    request_limit,
 )
 
 bp = Blueprint("v2", __name__)
@@ -99,17 +100,20 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @_model_routes("/predict", methods=["POST"])
 def infer(name: str, version: str | None = None) -> Response:
     """Inference with OIP tensors (JSON or binary), MLRun plain rows, or an MLRun `data_url`."""
-    request = infer_request(name, version)
+    now = current()
+    request = infer_request(name, version, now)
     form = binary_codec.OutputForm.of(request)
-    return infer_response(*binary_codec.response_body(dataplane().infer(request), form))
+    answer = now.core.dataplane.infer(request)
+    return infer_response(*binary_codec.response_body(answer, form), now.request)
 
 
-def infer_request(name: str, version: str | None) -> InferRequest:
+def infer_request(name: str, version: str | None, now: Current | None = None) -> InferRequest:
     """The internal request of this request's `/infer` body, in any of its forms."""
-    payload, binary = read_infer_body()
-    limits = current_app.extensions["modelport"].settings.server.limits
+    now = now or current()
+    payload, binary = read_infer_body(now)
+    limits = now.core.settings.server.limits
     return forms.request_from_body(
-        name, version, payload, binary, data_roots=limits.data_roots, limit=request_limit()
+        name, version, payload, binary, data_roots=limits.data_roots, limit=now.limit
     )
 
 

@@ -71,6 +71,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, credentials: Credentials, public: Callable[[str], bool]) -> None:
         self._credentials = credentials
         self._public = public
+        # method -> (the handler found for it, the one checking credentials first): built once
+        # per method, reading each call's metadata from its context (`ErrorInterceptor` keeps
+        # its wrapper of this one).
+        self._checked: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(
         self,
@@ -79,25 +83,29 @@ class AuthInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler | None:
         """The handler found for this call, checking its credentials first where they count."""
         handler = continuation(handler_call_details)
-        if (
-            handler is None
-            or not self._credentials.configured
-            or self._public(handler_call_details.method)
-        ):
+        method = handler_call_details.method
+        if handler is None or not self._credentials.configured or self._public(method):
             return handler
+        cached = self._checked.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        checked = self._check(handler)
+        self._checked[method] = (handler, checked)
+        return checked
+
+    def _check(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         require = self._credentials.require
-        metadata = handler_call_details.invocation_metadata
         behaviour = behaviour_of(handler)
         if handler.response_streaming:
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                require(metadata)
+                require(context.invocation_metadata())
                 yield from behaviour(request, context)
 
             return with_behaviour(handler, stream)
 
         def call(request: Any, context: grpc.ServicerContext) -> Any:
-            require(metadata)
+            require(context.invocation_metadata())
             return behaviour(request, context)
 
         return with_behaviour(handler, call)

@@ -41,10 +41,19 @@ def status_of(exc: BaseException, method: str = "") -> tuple[grpc.StatusCode, st
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Runs the handler, turns whatever it raises into a gRPC status, and counts the call."""
+    """Runs the handler, turns whatever it raises into a gRPC status, and counts the call.
+
+    grpcio asks the interceptors for a handler on every call. The handler a method resolves
+    to is the same object call after call (registered once; `AuthInterceptor` keeps its own
+    per method too), so its wrapper is built once and kept beside it: building it per call
+    (closures and grpcio's handler tuple) was 8 % of the instructions of a W2 call from the
+    interceptors to the answer's bytes (callgrind: 331k -> 305k).
+    """
 
     def __init__(self, known_model: KnownModel | None = None) -> None:
         self._known_model = known_model or (lambda name: False)
+        # method -> (the handler found for it, its wrapper); a race only wraps it twice.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(
         self,
@@ -55,7 +64,13 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None  # grpcio answers UNIMPLEMENTED itself
-        return _wrap(handler, handler_call_details.method, self._known_model)
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _wrap(handler, method, self._known_model)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
 
 def _protocol(method: str) -> str | None:

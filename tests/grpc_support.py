@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.server import E2E_CONFIG, ROOT, GunicornServer, free_port
+from tests.server import DEFAULT_WORKER_CLASS, E2E_CONFIG, ROOT, GunicornServer, free_port
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
 #: The chassisml client lives in its own venv (its protobuf pin clashes with ours, omi.md §8).
@@ -23,7 +23,7 @@ SIDECAR_LINE = "gRPC sidecar listening on port"
 
 
 def start_server(
-    worker_class: str = "gthread",
+    worker_class: str = DEFAULT_WORKER_CLASS,
     workers: int = 2,
     env: Mapping[str, str] | None = None,
     omi_port: bool = False,

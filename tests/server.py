@@ -15,6 +15,12 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_CONFIG = ROOT / "tests" / "data" / "e2e.yaml"
+#: The HTTP worker classes the front-end e2e tests (lifecycle, auth, binary, compression) run
+#: on: gunicorn's gthread and Modelport's httptools (app/httptools_worker.py).
+HTTP_WORKER_CLASSES = ("gthread", "httptools")
+#: The worker class of every other server the tests start; MODELPORT_TEST_WORKER_CLASS runs
+#: the whole suite on another one.
+DEFAULT_WORKER_CLASS = os.environ.get("MODELPORT_TEST_WORKER_CLASS", "httptools")
 
 
 def free_port() -> int:
@@ -31,7 +37,7 @@ class GunicornServer:
         self,
         config: Path = E2E_CONFIG,
         workers: int = 1,
-        worker_class: str = "gthread",
+        worker_class: str = DEFAULT_WORKER_CLASS,
         env: Mapping[str, str] | None = None,
         grpc: bool = False,
         args: Sequence[str] = ("-m", "gunicorn", "wsgi:app"),

@@ -8,11 +8,11 @@ from types import ModuleType
 
 import pytest
 
-from app import gunicorn_logger, prometheus_histogram
+from app import gunicorn_logger, httptools_worker, prometheus_histogram
 from app.codec import envelopes
 from app.runtimes import linear
 
-ADAPTERS = [prometheus_histogram, gunicorn_logger, linear, envelopes]
+ADAPTERS = [prometheus_histogram, gunicorn_logger, linear, envelopes, httptools_worker]
 
 
 @pytest.mark.parametrize("module", ADAPTERS, ids=lambda module: module.__name__)

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import grpc_service_pb2 as pb
 from protos import grpc_service_pb2_grpc as pb_grpc
-from tests.server import ROOT, GunicornServer
+from tests.server import HTTP_WORKER_CLASSES, ROOT, GunicornServer
 
 pytestmark = pytest.mark.e2e
 
@@ -22,8 +22,10 @@ TOKEN, KEY = "t0ken-e2e-secret", "k3y-e2e-secret"
 ROWS = {"instances": [[6.8, 2.8, 4.8, 1.4]]}
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornServer]:
+@pytest.fixture(scope="module", params=HTTP_WORKER_CLASSES)
+def secured(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[GunicornServer]:
     path: Path = tmp_path_factory.mktemp("auth") / "models.yaml"
     path.write_text(
         "server:\n"
@@ -36,7 +38,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornServer
         f"  - {{name: iris, runtime: sklearn, uri: {ROOT / 'models' / 'iris.joblib'}}}\n"
     )
     env = {"E2E_TOKEN": TOKEN, "E2E_KEY": KEY}
-    with GunicornServer(path, workers=2, grpc=True, env=env) as running:
+    with GunicornServer(path, workers=2, grpc=True, env=env, worker_class=request.param) as running:
         yield running
 
 

@@ -17,7 +17,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import np_to_triton_dtype
 
 from app.codec.binary import HEADER_LENGTH
-from tests.server import GunicornServer
+from tests.server import HTTP_WORKER_CLASSES, GunicornServer
 
 pytestmark = pytest.mark.e2e
 
@@ -57,6 +57,14 @@ MODES: dict[str, tuple[dict[str, Any], bool, bool]] = {
         True,
     ),
 }
+
+
+@pytest.fixture(scope="module", params=HTTP_WORKER_CLASSES)
+def server(request: pytest.FixtureRequest) -> Iterator[GunicornServer]:
+    """The e2e config on each HTTP worker class: binary bodies, compression and their errors
+    travel through the worker's body reading and response writing."""
+    with GunicornServer(workers=1, worker_class=request.param) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -211,11 +219,11 @@ def test_response_encoding_follows_accept_encoding(
 LARGE_LIMIT = 200 * 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def large_server() -> Iterator[GunicornServer]:
+@pytest.fixture(scope="module", params=HTTP_WORKER_CLASSES)
+def large_server(request: pytest.FixtureRequest) -> Iterator[GunicornServer]:
     """A server whose request limit is raised past 64 MiB (the e2e default is 8 MiB)."""
     env = {"MODELPORT_MAX_REQUEST_BYTES": str(LARGE_LIMIT)}
-    with GunicornServer(workers=1, env=env) as running:
+    with GunicornServer(workers=1, env=env, worker_class=request.param) as running:
         yield running
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,15 @@ import orjson
 import pytest
 import requests
 
-from tests.server import GunicornServer
+from tests.server import HTTP_WORKER_CLASSES, GunicornServer
+
+
+@pytest.fixture(scope="module", params=HTTP_WORKER_CLASSES)
+def server(request: pytest.FixtureRequest) -> Iterator[GunicornServer]:
+    """The e2e config on each HTTP worker class: every malformed body meets its body reading."""
+    with GunicornServer(workers=1, worker_class=request.param) as running:
+        yield running
+
 
 pytestmark = pytest.mark.e2e
 

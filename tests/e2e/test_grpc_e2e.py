@@ -15,7 +15,7 @@ from tests.server import GunicornServer
 
 pytestmark = pytest.mark.e2e
 
-WORKER_CLASSES = ("sync", "gthread", "gevent")
+WORKER_CLASSES = ("sync", "gthread", "gevent", "httptools")
 # The 10 MiB OMI input needs more than the e2e config's 8 MiB limit.
 LIMIT = str(64 * 1024 * 1024)
 

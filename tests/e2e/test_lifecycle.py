@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from protos import grpc_service_pb2 as pb
 from protos import grpc_service_pb2_grpc as pb_grpc
 from tests.grpc_support import SIDECAR_LINE
-from tests.server import ROOT, GunicornServer
+from tests.server import HTTP_WORKER_CLASSES, ROOT, GunicornServer
 
 pytestmark = pytest.mark.e2e
 
@@ -40,9 +40,13 @@ def config(tmp_path: Path, *names: str) -> Path:
     return path
 
 
-def test_sigterm_finishes_50_in_flight_requests(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker_class", HTTP_WORKER_CLASSES)
+def test_sigterm_finishes_50_in_flight_requests(tmp_path: Path, worker_class: str) -> None:
     server = GunicornServer(
-        config(tmp_path, "slow"), workers=2, env={"MODELPORT_THREADS": "32"}
+        config(tmp_path, "slow"),
+        workers=2,
+        worker_class=worker_class,
+        env={"MODELPORT_THREADS": "32"},
     ).start()
     url = f"{server.url}/v2/models/slow/infer"
     with ThreadPoolExecutor(50) as pool:
@@ -57,10 +61,11 @@ def test_sigterm_finishes_50_in_flight_requests(tmp_path: Path) -> None:
         requests.get(f"{server.url}/v2/health/live", timeout=2)
 
 
+@pytest.mark.parametrize("worker_class", HTTP_WORKER_CLASSES)
 def test_sigterm_turns_grpc_health_not_serving_and_finishes_in_flight_calls(
-    tmp_path: Path,
+    tmp_path: Path, worker_class: str
 ) -> None:
-    server = GunicornServer(config(tmp_path, "slow"), grpc=True).start()
+    server = GunicornServer(config(tmp_path, "slow"), grpc=True, worker_class=worker_class).start()
     deadline = time.monotonic() + 60
     while SIDECAR_LINE not in server.log() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -99,9 +104,12 @@ def test_sigterm_turns_grpc_health_not_serving_and_finishes_in_flight_calls(
         server.stop()
 
 
-def test_sighup_remounts_the_config_without_dropping_requests(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker_class", HTTP_WORKER_CLASSES)
+def test_sighup_remounts_the_config_without_dropping_requests(
+    tmp_path: Path, worker_class: str
+) -> None:
     path = config(tmp_path, "iris", "echo")
-    server = GunicornServer(path, workers=2).start()
+    server = GunicornServer(path, workers=2, worker_class=worker_class).start()
     failures: list[str] = []
     sent = 0
     stop = threading.Event()
@@ -148,7 +156,7 @@ def test_sighup_remounts_the_config_without_dropping_requests(tmp_path: Path) ->
     assert failures == []
 
 
-@pytest.mark.parametrize("worker_class", ["gthread", "gevent"])
+@pytest.mark.parametrize("worker_class", [*HTTP_WORKER_CLASSES, "gevent"])
 def test_an_idle_keep_alive_connection_does_not_hold_sigterm(
     tmp_path: Path, worker_class: str
 ) -> None:
@@ -179,7 +187,8 @@ def test_an_idle_keep_alive_connection_does_not_hold_sigterm(
         server.stop()
 
 
-def test_grpc_calls_get_what_is_left_of_the_grace_period(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker_class", HTTP_WORKER_CLASSES)
+def test_grpc_calls_get_what_is_left_of_the_grace_period(tmp_path: Path, worker_class: str) -> None:
     """The HTTP drain and the gRPC drain share one graceful_timeout, counted from SIGTERM.
 
     A HUP stops the old worker with SIGTERM; a REST request keeps its HTTP drain busy for
@@ -188,7 +197,10 @@ def test_grpc_calls_get_what_is_left_of_the_grace_period(tmp_path: Path) -> None
     """
     graceful = 10.0
     server = GunicornServer(
-        config(tmp_path, "slow"), grpc=True, env={"MODELPORT_GRACEFUL_TIMEOUT": f"{graceful:g}"}
+        config(tmp_path, "slow"),
+        grpc=True,
+        worker_class=worker_class,
+        env={"MODELPORT_GRACEFUL_TIMEOUT": f"{graceful:g}"},
     ).start()
     deadline = time.monotonic() + 60
     while SIDECAR_LINE not in server.log() and time.monotonic() < deadline:

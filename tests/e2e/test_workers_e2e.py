@@ -19,7 +19,7 @@ import requests
 
 from app import control
 from tests.grpc_support import run_client, start_server
-from tests.server import GunicornServer
+from tests.server import DEFAULT_WORKER_CLASS, GunicornServer
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def write_config(directory: Path) -> Path:
     return path
 
 
-def start(directory: Path, worker_class: str = "gthread") -> GunicornServer:
+def start(directory: Path, worker_class: str = DEFAULT_WORKER_CLASS) -> GunicornServer:
     return start_server(worker_class, workers=2, config=write_config(directory))
 
 
@@ -275,7 +275,7 @@ def test_counts_of_workers_that_exit_stay_in_the_totals(server: GunicornServer) 
     assert totals(server) == ([total] * 4, [total] * 6)
 
 
-@pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+@pytest.mark.parametrize("worker_class", ["sync", "gevent", "httptools"])
 def test_other_worker_classes_follow_too(tmp_path: Path, worker_class: str) -> None:
     server = start(tmp_path, worker_class)
     try:
