@@ -89,9 +89,14 @@ bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port
 #   batch, so a worker gets as many threads as the largest batch (`tests/app/test_batching.py`).
 workers = int(os.environ.get("MODELPORT_WORKERS", "0")) or len(os.sched_getaffinity(0))
 worker_class = os.environ.get("MODELPORT_WORKER_CLASS", "httptools")
-if worker_class == "gevent":
+if worker_class == "gthread":
+    # gunicorn's, with deadlines on reading requests (app/gthread_worker.py): its own lets a
+    # client that sends its headers a byte a second hold a thread as long as it likes.
+    worker_class = "app.gthread_worker.ThreadWorker"
+elif worker_class == "gevent":
     # gunicorn's, closing idle keep-alive connections when it stops (app/gevent_worker.py):
-    # gunicorn's own waits out graceful_timeout for any client that keeps one open.
+    # gunicorn's own waits out graceful_timeout for any client that keeps one open. It has
+    # the same read deadlines as gthread's.
     worker_class = "app.gevent_worker.GeventWorker"
 elif worker_class == "httptools":
     # Modelport's own, on httptools' C parser (app/httptools_worker.py).
@@ -110,7 +115,7 @@ timeout = int(os.environ.get("MODELPORT_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("MODELPORT_GRACEFUL_TIMEOUT", "30"))
 # tritonclient's HTTP client never retries a POST on a connection the server closed while it was
 # compressing a large body: keep idle connections longer than a slow client takes.
-keepalive = 75
+keepalive = int(os.environ.get("MODELPORT_KEEPALIVE", "75"))
 # One JSON object a line for gunicorn's own messages too; the access log is Modelport's
 # (`modelport.access`, with model, protocol and request id), so gunicorn's is off.
 accesslog = None

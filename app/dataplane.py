@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from app import explaining, metrics
+from app import deadlines, explaining, metrics
 from app.batching import Batcher, batch_size
 from app.binding import bind_inputs, output_names, output_tensor
 from app.entries import ModelEntry
@@ -25,9 +25,11 @@ from app.errors import (
     InvalidInput,
     ModelFailed,
     ModelNotFound,
+    ModelOverloaded,
     ModelportError,
     NotImplementedByModel,
 )
+from app.gate import Gate
 from app.manager import ModelManager
 from app.model import Model
 from app.stats import ModelStats, StatsRegistry
@@ -69,6 +71,8 @@ class DataPlane:
         # A batcher holds its model (it calls it), so entries leave only through `_retire`.
         self._batchers: dict[Model, Batcher] = {}
         self._batchers_lock = threading.Lock()
+        # Each model's call pool (app/gate.py), made on its first call and left by `_retire`.
+        self._gates: dict[Model, Gate] = {}
         manager.on_retire.append(self._retire)
         self._server = ServerMetadata(server_name, server_version, EXTENSIONS)
 
@@ -110,8 +114,29 @@ class DataPlane:
         )
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
-        """Whether a model version can serve; raises `ModelNotFound` for an unknown one."""
-        return self.manager.entry(name, version).ready
+        """Whether a model version can serve now; raises `ModelNotFound` for an unknown one.
+
+        False while every slot of its call pool is held (overloaded: hung calls, or more
+        concurrent requests than `max_concurrency`), as well as when it is not loaded.
+        """
+        entry = self.manager.entry(name, version)
+        if not entry.ready:
+            return False
+        gate = self._gates.get(entry.model) if entry.model is not None else None
+        return gate is None or not gate.full
+
+    def check_model_ready(self, name: str, version: str | None = None) -> None:
+        """Raise the error that says why a model version cannot serve now, if it cannot.
+
+        `ModelNotFound`, `ModelUnavailable` (not loaded) or `ModelOverloaded` (pool full).
+        """
+        model = self.manager.get(name, version)
+        gate = self._gates.get(model)
+        if gate is not None and gate.full:
+            raise ModelOverloaded(
+                f"model '{model.name}' version '{model.version}' is overloaded: all "
+                f"{gate.max_concurrency} call slots are in use ({gate.abandoned} past a deadline)"
+            )
 
     def model_entry(self, name: str, version: str | None = None) -> ModelEntry:
         """The manager's entry for a model version; raises `ModelNotFound`."""
@@ -133,9 +158,14 @@ class DataPlane:
         model = self.manager.get(request.model_name, request.model_version)
         inputs = bind_inputs(model, request)
         names = output_names(model, request)
+        deadline = _deadline(model, request.controls)
         with account.call(model):
             infer_started = time.perf_counter_ns()
-            result = self._predict(model, inputs, request.parameters, names or ())
+            result = self._gate(model).call(
+                functools.partial(self._predict, model, inputs, request.parameters, names or ()),
+                deadline,
+                f"model '{model.name}' version '{model.version}'",
+            )
             infer_ns = time.perf_counter_ns() - infer_started
             # An output the model made but that cannot be sent counts as a failure too.
             outputs = self._outputs(model, result, names)
@@ -164,7 +194,11 @@ class DataPlane:
         if not callable(process):
             raise NotImplementedByModel(f"model '{model.name}' has no process(item) method")
         with account.call(model):
-            result: Mapping[str, bytes] = process(item)
+            result: Mapping[str, bytes] = self._gate(model).call(
+                functools.partial(process, item),
+                _deadline(model, {}),
+                f"model '{model.name}' version '{model.version}'",
+            )
             account.success(1)
         metrics.observe_batch(model.name, 1)
         return result
@@ -201,6 +235,25 @@ class DataPlane:
                 )
         return batcher
 
+    def _gate(self, model: Model) -> Gate:
+        """The model's call pool, made on its first call."""
+        gate = self._gates.get(model)
+        if gate is None:
+            with self._batchers_lock:
+                gate = self._gates.get(model)
+                if gate is None:
+                    settings = model.settings
+                    gate = Gate(
+                        model.name,
+                        model.version,
+                        # A dynamic batch needs that many requests in the model's batcher.
+                        max(settings.max_concurrency, settings.max_batch_size),
+                        settings.max_queue,
+                    )
+                    if self._serving(model):  # a retired model's calls get a pool of their own
+                        self._gates[model] = gate
+        return gate
+
     def _serving(self, model: Model) -> bool:
         """Whether the manager still hands this model out (a request may outlive a reload)."""
         try:
@@ -212,8 +265,11 @@ class DataPlane:
         """The manager retired `model`: its batcher answers what it holds, then stops."""
         with self._batchers_lock:
             batcher = self._batchers.pop(model, None)
+            gate = self._gates.pop(model, None)
         if batcher is not None:
             batcher.close()
+        if gate is not None:
+            gate.close()
 
     def _outputs(
         self, model: Model, result: Mapping[str, object], names: list[str] | None
@@ -224,6 +280,14 @@ class DataPlane:
         outputs: list[Tensor] = []
         for name in names if names is not None else list(result):
             if name not in result:
+                if not specs:
+                    # A model that declares no outputs answers what it answers: an output the
+                    # client asked for and did not get is the client's guess, not the model's
+                    # failure (the gRPC fuzz asked echo for an output named "x").
+                    raise InvalidInput(
+                        f"model '{model.name}' has no output '{name}' "
+                        f"(it answered: {sorted(result)})"
+                    )
                 raise ModelFailed(f"model '{model.name}' returned no output '{name}'")
             outputs.append(output_tensor(model, name, result[name], specs.get(name)))
         return outputs
@@ -278,6 +342,26 @@ class DataPlane:
         else:
             entries = self.manager.entries(name)
         return self.workers.statistics((e.name, e.version) for e in entries)
+
+
+def _deadline(model: Model, controls: Mapping[str, Any]) -> float | None:
+    """When this call must be answered (monotonic s): the earliest of the client's deadline
+    (`app.deadlines`), Triton's `timeout` request parameter (microseconds, as Triton reads it;
+    0 = none) and the model's `timeout_ms`. Raises `InvalidInput` for a `timeout` that is not a
+    whole number of microseconds >= 0."""
+    now = time.monotonic()
+    timeout_ms = model.settings.timeout_ms
+    own = now + timeout_ms / 1000 if timeout_ms else None
+    triton = None
+    if "timeout" in controls:
+        value = controls["timeout"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(
+                f"request parameter 'timeout' must be a whole number of microseconds >= 0, "
+                f"got {value!r}"
+            )
+        triton = now + value / 1e6 if value else None
+    return deadlines.earliest(deadlines.current(), triton, own)
 
 
 class _Account:

@@ -90,6 +90,29 @@ class WorkersUnresponsive(ModelUnavailable):
     reason = "workers_unresponsive"
 
 
+class ModelOverloaded(ModelUnavailable):
+    """The model's call pool is full and `max_queue` requests already wait for it.
+
+    Answered at once, with `Retry-After` (HTTP header, gRPC trailing metadata `retry-after`),
+    instead of letting latency grow without bound.
+    """
+
+    reason = "model_overloaded"
+
+    def __init__(
+        self, message: str, retry_after: int = 1, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details)
+        #: Whole seconds a client should wait before it tries again.
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(ModelportError):
+    """The request's deadline passed (the model's `timeout_ms`, or the client's own deadline)."""
+
+    http_status, grpc_code, reason = 504, "DEADLINE_EXCEEDED", "deadline_exceeded"
+
+
 def error_rows() -> dict[int, str]:
     """Each HTTP status a `ModelportError` answers, with what it means (DESIGN §5's rows).
 

@@ -1,4 +1,5 @@
-"""gunicorn's gevent worker, closing idle keep-alive connections when it stops, as gthread does.
+"""gunicorn's gevent worker, closing idle keep-alive connections when it stops, as gthread does,
+with deadlines on reading requests (`app.slow_clients`), as `app.gthread_worker` has.
 
 gunicorn's async workers decide whether a connection stays open when a request starts (`if not
 self.alive: resp.force_close()`), then wait up to `keepalive` seconds for the next request.
@@ -17,9 +18,12 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import Any
 
 import gevent
 from gunicorn.workers.ggevent import GeventWorker as GunicornGeventWorker
+
+from app.slow_clients import GuardedSocket, timeouts
 
 #: How long a stopping worker keeps waiting for the next request on a kept-alive connection.
 LINGER_SECONDS = 2.0
@@ -53,6 +57,22 @@ class GeventWorker(GunicornGeventWorker):  # type: ignore[misc]  # gunicorn ship
         else:
             seconds = max(0.0, self._linger_until - time.monotonic())
         return _NextRequest(self._waits, seconds)
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        """Serve a connection (in its greenlet) through a `GuardedSocket`."""
+        header_timeout, body_timeout = timeouts(self.wsgi)
+        client.setblocking(1)
+        super().handle(listener, GuardedSocket(client, header_timeout, body_timeout), addr)
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
+        """Serve one request whose headers are in; the next bytes are the next request's."""
+        if isinstance(sock, GuardedSocket):
+            sock.headers_done()
+        try:
+            super().handle_request(listener_name, req, sock, addr)
+        finally:
+            if isinstance(sock, GuardedSocket):
+                sock.begin_request()
 
     def _end_waits(self) -> None:
         """End every wait still going at the end of the linger (the hub runs this)."""

@@ -64,6 +64,14 @@ MODELS_LOADED = Gauge(
     multiprocess_mode="livemax",
 )
 
+ABANDONED_CALLS = Gauge(
+    "modelport_abandoned_calls",
+    "Model calls still running whose request was answered 504 at its deadline (hung calls), "
+    "by model and version: each holds one of the model's max_concurrency slots",
+    ["model", "version"],
+    multiprocess_mode="livesum",
+)
+
 
 # Recording straight into prometheus-client's multiprocess files costs a locked mmap write per
 # counter and two per histogram observation: seven per inference (W1 serves 10 % fewer requests
@@ -191,6 +199,12 @@ def observe_models(states: Iterable[tuple[str, str, bool]]) -> None:
         MODEL_READY.labels(name, version).set(1 if is_ready else 0)
         ready += is_ready
     MODELS_LOADED.set(ready)
+
+
+def observe_abandoned(model: str, version: str, calls: int) -> None:
+    """Publish how many of this worker's calls of a model version are abandoned (rare: set
+    straight into the gauge, not buffered)."""
+    ABANDONED_CALLS.labels(model, version).set(calls)
 
 
 def exposition() -> bytes:

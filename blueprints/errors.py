@@ -12,7 +12,13 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from app.codec.rest import error_to_json
-from app.errors import ModelportError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
+from app.errors import (
+    ModelOverloaded,
+    ModelportError,
+    PayloadTooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger("modelport.http")
 #: Reasons of werkzeug's own errors where its name would differ from ours for the same failure.
@@ -40,6 +46,8 @@ def handle_modelport_error(exc: ModelportError) -> Response:
     )
     if isinstance(exc, UnsupportedMediaType):
         response.headers["Accept-Encoding"] = "gzip, deflate"
+    if isinstance(exc, ModelOverloaded):
+        response.headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Bearer realm="modelport"'
     return response

@@ -7,7 +7,7 @@ import time
 
 from flask import Flask, Request, Response, current_app, g, request
 
-from app import metrics
+from app import deadlines, metrics
 from app.core import Modelport
 from app.ids import hex_id
 from app.logging import request_id
@@ -58,6 +58,10 @@ def before_request() -> None:
     environ = req.environ  # what req.headers reads, without building the headers object
     ctx.request_id = environ.get("HTTP_X_REQUEST_ID") or hex_id()
     request_id.set(ctx.request_id)
+    # The client's deadline, in milliseconds from now (README "Limits and failure behaviour");
+    # set on every request, since gthread serves the next one on this same thread.
+    deadlines.set_deadline(None)  # first: a bad header must not leave the last request's
+    deadlines.set_deadline(deadlines.from_milliseconds(environ.get("HTTP_X_REQUEST_TIMEOUT")))
     if req.endpoint in PUBLIC_ENDPOINTS:
         return
     authenticator = current_app.extensions["modelport"].authenticator

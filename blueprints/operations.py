@@ -77,6 +77,8 @@ class Operation:
     headers: tuple[Mapping[str, Any], ...] = ()  # request header parameters
     success_description: str = "OK"
     success_headers: Mapping[str, Any] | None = None
+    #: The body names the model (the routed form), so a path without parameters can answer 404.
+    model_in_body: bool = False
 
 
 def _json(schema: type[Schema] | Schema | dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +159,7 @@ OPERATIONS: dict[str, Operation] = {
         (*_INFER.errors, 501),
         body=schemas.RoutedRequestSchema,
         body_example={"model": "iris", "operation": "infer", "inputs": [_IRIS_ROW]},
+        model_in_body=True,
         headers=(BINARY_HEADER,),
         success_description=(
             "What the URL form of the operation answers: the v2 response, v1 predictions, "

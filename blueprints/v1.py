@@ -41,7 +41,7 @@ def model_ready(name: str) -> Response:
     """`{"name", "ready": true}`; 503 when not ready (kserve's client reads that as False)."""
     plane = dataplane()
     if not plane.model_ready(name):
-        plane.model(name)  # raises the 503 that says why
+        plane.check_model_ready(name)  # raises the 503 that says why
     return json_response({"name": name, "ready": True})
 
 

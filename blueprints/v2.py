@@ -92,7 +92,7 @@ def model_ready(name: str, version: str | None = None) -> Response:
     """200 `{"name", "ready": true}`; 503 when not ready, 404 when unknown."""
     plane = dataplane()
     if not plane.model_ready(name, version):
-        plane.model(name, version)  # raises the 503 that says why
+        plane.check_model_ready(name, version)  # raises the 503 that says why
     return json_response({"name": name, "ready": True})
 
 

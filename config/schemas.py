@@ -73,6 +73,21 @@ class ModelSchema(_Strict):
     )
     max_batch_size = fields.Integer(load_default=0, validate=validate.Range(min=0))
     batch_delay_ms = fields.Float(load_default=2.0, validate=validate.Range(min=0))
+    timeout_ms = fields.Float(
+        load_default=0.0,
+        validate=validate.Range(min=0),
+        metadata={"description": "a call that takes longer answers 504; 0 = no limit of its own"},
+    )
+    max_concurrency = fields.Integer(
+        load_default=64,
+        validate=validate.Range(min=1),
+        metadata={"description": "calls in the model at once per worker, hung ones included"},
+    )
+    max_queue = fields.Integer(
+        load_default=128,
+        validate=validate.Range(min=0),
+        metadata={"description": "requests waiting for a call; past it, 503 with Retry-After"},
+    )
     parameters = fields.Dict(
         keys=fields.String(), load_default=dict, metadata={"description": "free-form, for load()"}
     )
@@ -89,10 +104,25 @@ class ModelSchema(_Strict):
 class HttpSchema(_Strict):
     host = fields.String(load_default="0.0.0.0")
     port = fields.Integer(load_default=8080, validate=_PORT)
+    header_timeout_s = fields.Float(
+        load_default=10.0,
+        validate=validate.Range(min=0.01),
+        metadata={"description": "a request's headers must all arrive within this of the first"},
+    )
+    body_timeout_s = fields.Float(
+        load_default=30.0,
+        validate=validate.Range(min=0.01),
+        metadata={"description": "the longest pause in a body, or in reading the answer"},
+    )
 
 
 class GrpcSchema(_Strict):
     port = fields.Integer(load_default=8081, validate=_PORT)
+    stream_idle_timeout_s = fields.Float(
+        load_default=60.0,
+        validate=validate.Range(min=0.01),
+        metadata={"description": "a ModelStreamInfer that sends no request this long ends"},
+    )
 
 
 class OmiSchema(_Strict):

@@ -68,6 +68,9 @@ class ModelSettings:
     features: tuple[str, ...] | None = None  # feature order of the first input (infer_dict)
     max_batch_size: int = 0  # 0 = no dynamic batching
     batch_delay_ms: float = 2.0  # how long a batch waits for company
+    timeout_ms: float = 0.0  # a call that takes longer answers 504; 0 = only the client's deadline
+    max_concurrency: int = 64  # calls in the model at once per worker, hung ones included
+    max_queue: int = 128  # requests waiting for a call slot; past it, 503 with Retry-After
     parameters: Mapping[str, Any] = field(default_factory=dict)  # free-form, for load()
     explain: ExplainSettings = field(default_factory=ExplainSettings)
     error: str | None = None  # why this entry could not be read; the model is then FAILED
@@ -108,11 +111,14 @@ class RepositorySettings:
 class HttpSettings:
     host: str = "0.0.0.0"  # gunicorn binds here unless told otherwise
     port: int = 8080
+    header_timeout_s: float = 10.0  # a request's headers must all arrive this soon
+    body_timeout_s: float = 30.0  # the longest a body (or the answer's reader) may pause
 
 
 @dataclass(frozen=True)
 class GrpcSettings:
     port: int = 8081  # 0 = no gRPC sidecar
+    stream_idle_timeout_s: float = 60.0  # a ModelStreamInfer without a request this long ends
 
 
 @dataclass(frozen=True)
@@ -339,6 +345,9 @@ def model_settings(
         features=tuple(data["features"]) if data.get("features") else None,
         max_batch_size=data["max_batch_size"],
         batch_delay_ms=data["batch_delay_ms"],
+        timeout_ms=data["timeout_ms"],
+        max_concurrency=data["max_concurrency"],
+        max_queue=data["max_queue"],
         parameters=dict(data["parameters"]),
         explain=ExplainSettings(background=background, **explain),
     )

@@ -17,8 +17,8 @@ from typing import Any
 
 import grpc
 
-from app import metrics
-from app.errors import ModelportError
+from app import deadlines, metrics
+from app.errors import ModelOverloaded, ModelportError
 
 log = logging.getLogger("modelport.grpc")
 
@@ -101,6 +101,20 @@ def _observe(
     )
 
 
+def _set_deadline(context: grpc.ServicerContext) -> None:
+    """The call's gRPC deadline becomes the request's (`app.deadlines`), for the data plane.
+
+    Set on every call, None included: grpcio's pool threads serve one call after another.
+    A call without a deadline has a "remaining" time of centuries (grpcio's infinite future),
+    too far for a thread's timed wait: anything past a day counts as none.
+    """
+    remaining = context.time_remaining()
+    if remaining is None or remaining > deadlines.FOREVER_SECONDS:
+        deadlines.set_deadline(None)
+    else:
+        deadlines.set_deadline(time.monotonic() + remaining)
+
+
 def _wrap(
     handler: grpc.RpcMethodHandler, method: str, known_model: KnownModel
 ) -> grpc.RpcMethodHandler:
@@ -110,6 +124,8 @@ def _wrap(
         if type(exc) is Exception and context.code() is not None:
             raise exc  # the handler aborted with its own status already: keep it
         code, message = status_of(exc, method)
+        if isinstance(exc, ModelOverloaded):
+            context.set_trailing_metadata((("retry-after", str(exc.retry_after)),))
         context.abort(code, message)
 
     # Message sizes come from the wire: the handler gets the request's bytes and returns the
@@ -149,6 +165,7 @@ def _wrap(
     ) -> Any:
         started = time.perf_counter()
         sizes = [received, 0]
+        _set_deadline(context)
         try:
             response = behaviour(request, context)
             if serialize is None:
@@ -169,6 +186,7 @@ def _wrap(
         behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
     ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            _set_deadline(context)
             try:
                 yield from behaviour(request, context)
             except Exception as exc:

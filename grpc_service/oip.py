@@ -8,6 +8,8 @@ every method. The one exception is ModelStreamInfer, where a failed request is a
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -16,7 +18,7 @@ from app.codec import proto as codec
 from app.codec.model_config import model_config_to_json
 from app.codec.proto_wire import InferCall, read_infer_call
 from app.dataplane import DataPlane
-from app.errors import InvalidInput, ModelNotFound
+from app.errors import DeadlineExceeded, InvalidInput, ModelNotFound
 from grpc_service.interceptors import status_of
 from protos import grpc_service_pb2 as pb
 from protos import grpc_service_pb2_grpc as pb_grpc
@@ -33,8 +35,10 @@ READERS = {"ModelInfer": read_infer_call}
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """OIP over gRPC on one data plane."""
 
-    def __init__(self, dataplane: DataPlane) -> None:
+    def __init__(self, dataplane: DataPlane, stream_idle_timeout: float = 60.0) -> None:
         self._dataplane = dataplane
+        #: Seconds a ModelStreamInfer may go without a request before it is ended.
+        self._stream_idle_timeout = stream_idle_timeout
 
     def ServerLive(
         self, request: pb.ServerLiveRequest, context: grpc.ServicerContext
@@ -90,8 +94,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def ModelStreamInfer(
         self, request_iterator: Iterator[pb.ModelInferRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ModelStreamInferResponse]:
-        """One response per request, in order; a failure is answered in-stream."""
-        for request in request_iterator:
+        """One response per request, in order; a failure is answered in-stream.
+
+        A stream that sends no request for `grpc.stream_idle_timeout_s` ends with
+        DEADLINE_EXCEEDED, so a client that opens one and goes quiet does not hold a server
+        thread for ever.
+        """
+        for request in _with_idle_timeout(request_iterator, context, self._stream_idle_timeout):
             try:
                 yield pb.ModelStreamInferResponse(infer_response=self._infer(request))
             except Exception as exc:
@@ -133,6 +142,56 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         """Unload a model, through the same data-plane call as REST."""
         self._dataplane.unload_model(_model_name(request))
         return pb.RepositoryModelUnloadResponse()
+
+
+_END = object()
+
+
+def _with_idle_timeout(
+    requests: Iterator[pb.ModelInferRequest], context: grpc.ServicerContext, seconds: float
+) -> Iterator[pb.ModelInferRequest]:
+    """`requests`, raising `DeadlineExceeded` when the next one takes more than `seconds`.
+
+    grpcio's request iterator blocks without a timeout, so a reader thread takes the requests
+    and hands them over; it ends when the stream does (ended by the client, or by the abort
+    that follows the raise here).
+    """
+    # One request at a time, so a client cannot make the reader buffer its stream.
+    handed: queue.Queue[object] = queue.Queue(maxsize=1)
+
+    def hand(item: object) -> bool:
+        while context.is_active():  # once the call is over nobody takes it: give up
+            try:
+                handed.put(item, timeout=1.0)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for request in requests:
+                if not hand(request):
+                    return
+        except Exception as exc:  # the RPC ended under the reader (cancelled, aborted)
+            hand(exc)
+            return
+        hand(_END)
+
+    threading.Thread(target=read, name="modelport-stream-reader", daemon=True).start()
+    while True:
+        try:
+            item = handed.get(timeout=seconds)
+        except queue.Empty:
+            raise DeadlineExceeded(
+                f"ModelStreamInfer sent no request for {seconds:g} s "
+                "(grpc.stream_idle_timeout_s): stream closed"
+            ) from None
+        if item is _END:
+            return
+        if isinstance(item, Exception):
+            return  # the call is over: nobody reads what we would answer
+        yield item  # type: ignore[misc]  # only requests are left
 
 
 def _model_name(

@@ -133,7 +133,12 @@ def create_server(
     def stop_this_server() -> None:
         threading.Thread(target=sidecar.stop, args=(DEFAULT_GRACE_SECONDS,), daemon=True).start()
 
-    add_service(server, oip.SERVICE, oip.InferenceServicer(dataplane), oip.READERS)
+    add_service(
+        server,
+        oip.SERVICE,
+        oip.InferenceServicer(dataplane, server_settings.grpc.stream_idle_timeout_s),
+        oip.READERS,
+    )
     add_service(
         server,
         omi.SERVICE,

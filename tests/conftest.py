@@ -24,19 +24,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="also run the tests marked deploy (Docker; `make deploy-test`)",
     )
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        help="also run the tests marked soak (minutes of load; `make soak`)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `deploy` build images and start Docker: only `--deploy` selects them.
+    """Tests marked `deploy` build images and start Docker: only `--deploy` selects them; tests
+    marked `soak` run for minutes: only `--soak` selects them.
 
-    Deselected rather than skipped, and whatever `-m` says, so `make test` stays Docker-free.
+    Deselected rather than skipped, and whatever `-m` says, so `make test` stays Docker-free
+    and short.
     """
-    if config.getoption("--deploy"):
-        return
-    deploy = [item for item in items if item.get_closest_marker("deploy")]
-    if deploy:
-        config.hook.pytest_deselected(items=deploy)
-        items[:] = [item for item in items if not item.get_closest_marker("deploy")]
+    for marker in ("deploy", "soak"):
+        if config.getoption(f"--{marker}"):
+            continue
+        chosen = [item for item in items if item.get_closest_marker(marker)]
+        if chosen:
+            config.hook.pytest_deselected(items=chosen)
+            items[:] = [item for item in items if not item.get_closest_marker(marker)]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -190,3 +190,15 @@ class DecisiveModel(Model):
         positive = 1.0 / (1.0 + np.exp(-score))
         probabilities = np.column_stack((1.0 - positive, positive)).astype(np.float32)
         return {"predictions": probabilities.argmax(axis=1), "probabilities": probabilities}
+
+
+class SlowPidModel(PidModel):
+    """A `PidModel` that takes `parameters.delay_ms` (default 100 ms) per call, so that a test
+    killing a worker finds requests in flight on it."""
+
+    def predict(
+        self, inputs: dict[str, np.ndarray], parameters: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        """Sleep, then the pid of this worker once per row."""
+        time.sleep(float(self.parameters.get("delay_ms", 100)) / 1000)
+        return super().predict(inputs, parameters)

@@ -7,6 +7,7 @@ schemas the document gives for it.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -27,7 +28,9 @@ from tests.server import ROOT, GunicornServer
 
 OPENAPI_CONFIG = ROOT / "tests" / "data" / "openapi.yaml"
 SCHEMATHESIS_CONFIG = ROOT / "tests" / "data" / "schemathesis.toml"
-MAX_EXAMPLES = 8  # generated requests per operation and phase; the examples phase adds its own
+#: Generated requests per operation and phase (the examples phase adds its own): 8 in `make
+#: test`, more in `make soak` (at least 2,000 test cases in all).
+MAX_EXAMPLES = int(os.environ.get("MODELPORT_SCHEMATHESIS_EXAMPLES", "8"))
 
 
 def _path(rule: str) -> str:
@@ -191,9 +194,15 @@ def _schemathesis(server: GunicornServer, tmp_path: Path, *selection: str) -> No
         *selection,
     ]
     result = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=max(300, 30 * MAX_EXAMPLES),
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
+    print(result.stdout[-3000:])  # its summary: test cases generated, per check (make soak, -s)
 
 
 @pytest.mark.e2e

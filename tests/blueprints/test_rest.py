@@ -281,3 +281,19 @@ def test_a_request_with_no_rows_answers_empty_outputs(client: FlaskClient, model
     assert answer.status_code == 200, answer.json
     shapes = {o["name"]: (o["shape"], o["datatype"], o["data"]) for o in answer.json["outputs"]}
     assert shapes == {"predictions": ([0], "INT64", []), "probabilities": ([0, 3], "FP32", [])}
+
+
+def test_an_output_a_model_without_declared_outputs_did_not_answer_is_a_400(
+    client: FlaskClient,
+) -> None:
+    """Found by `make soak`'s gRPC fuzz: asking `echo` (no declared outputs) for an output it
+    does not make was the model's failure (500); it is the client's request (400)."""
+    body = {
+        "inputs": [{"name": "input-0", "shape": [1], "datatype": "FP32", "data": [1.0]}],
+        "outputs": [{"name": "x"}],
+    }
+    response = client.post("/v2/models/echo/infer", json=body)
+    assert response.status_code == 400
+    assert (
+        response.get_json()["error"] == "model 'echo' has no output 'x' (it answered: ['input-0'])"
+    )

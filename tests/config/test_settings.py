@@ -219,6 +219,29 @@ def test_a_repository_entry_that_cannot_be_read_stops_the_server(
         load_settings(write(tmp_path, text), {})
 
 
+def test_limits_and_timeouts(tmp_path: Path) -> None:
+    """Issue 15's knobs: defaults, values, and a bad value marking only its model as failed."""
+    path = write(
+        tmp_path,
+        """
+server:
+  http: {header_timeout_s: 2.5, body_timeout_s: 4}
+  grpc: {stream_idle_timeout_s: 3}
+models:
+  - {name: a, runtime: python, class: 'm:A'}
+  - {name: b, runtime: python, class: 'm:B', timeout_ms: 250, max_concurrency: 2, max_queue: 0}
+  - {name: c, runtime: python, class: 'm:C', max_concurrency: 0}
+""",
+    )
+    settings = load_settings(path, {})
+    assert (settings.server.http.header_timeout_s, settings.server.http.body_timeout_s) == (2.5, 4)
+    assert settings.server.grpc.stream_idle_timeout_s == 3
+    a, b, c = settings.models
+    assert (a.timeout_ms, a.max_concurrency, a.max_queue) == (0, 64, 128)
+    assert (b.timeout_ms, b.max_concurrency, b.max_queue) == (250, 2, 0)
+    assert c.error is not None and "max_concurrency" in c.error
+
+
 def test_storage_uris_are_kept_for_app_storage_and_file_uris_are_paths(tmp_path: Path) -> None:
     path = write(
         tmp_path,

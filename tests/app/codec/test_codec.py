@@ -176,3 +176,20 @@ def test_plain_rows_and_records() -> None:
     assert tensor_from_records({"a": 1, "b": 2}, ["a", "b"]).shape == (1, 2)
     with pytest.raises(InvalidInput, match="row 1 has no feature 'b'"):
         tensor_from_records([{"a": 1, "b": 2}, {"a": 1}], ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    "shape", [[0, 2, 2**62], [2**40, 2**40], [1] * 33], ids=["empty-huge", "huge", "too-many-dims"]
+)
+def test_shapes_numpy_cannot_hold_are_invalid_input(shape: list[int]) -> None:
+    """Found by the gRPC fuzz (tests/e2e/test_grpc_fuzz.py): an empty tensor of shape
+    [0, 2, 2**62] made numpy raise "array is too big", a 500."""
+    with pytest.raises(InvalidInput, match="too many elements|dimensions"):
+        check_shape("x", shape)
+
+
+def test_bytes_elements_that_cannot_fit_are_refused_before_allocating() -> None:
+    """Found by `make soak`'s gRPC fuzz: BYTES of shape [2, 2**31] with no data made an object
+    array of 2**32 elements before the first length was read."""
+    with pytest.raises(InvalidInput, match="ends after 0 of 4294967296 elements"):
+        deserialize_bytes_tensor("x", b"", (2, 2**31))
