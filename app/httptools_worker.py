@@ -18,6 +18,11 @@ Modelport, in two kinds of threads:
   requests it finds already parsed behind the one it answered, in order, then hands the
   connection back to the loop.
 
+Slow clients (issue 15, as `app.slow_clients` does for gthread and gevent): a request's head
+must be in within `server.http.header_timeout_s` of its first byte however slowly it trickles,
+and a body may pause `server.http.body_timeout_s` at most (in the loop and in a pool thread's
+reads alike); past either the connection is closed.
+
 Keep-alive: an idle connection is closed after `keepalive` seconds; `keepalive = 0`, HTTP/1.0
 without `Connection: keep-alive`, `Connection: close`, a body left unread, and a stopping
 worker all close the connection after the answer. SIGTERM (also a HUP's, and `max_requests`)
@@ -53,6 +58,8 @@ from urllib.parse import unquote_to_bytes
 import httptools
 from gunicorn.workers.base import Worker
 
+from app.slow_clients import timeouts
+
 #: The library versions this worker was written and measured for (tests/app/test_library_pins.py).
 WRITTEN_FOR = ("httptools", "0.9.0")
 #: A body up to this size is read by the loop before the app runs (no thread waits for it).
@@ -64,8 +71,6 @@ BODY_RECV_BYTES = 8 * 1024 * 1024
 MAX_HEAD_BYTES = 64 * 1024
 #: How long a stopping worker keeps an idle connection, for a request already on its way.
 LINGER_SECONDS = 2.0
-#: How long a pool thread waits on a client that stopped sending a body or reading an answer.
-IO_TIMEOUT_SECONDS = 30.0
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_BODY_STATUSES = (b"1", b"204", b"304")
@@ -125,6 +130,7 @@ class _Connection:
         "requests",
         "current",
         "head_bytes",
+        "head_started",
         "deadline",
         "closed",
         "broken",
@@ -139,6 +145,7 @@ class _Connection:
         self.requests: deque[_Request] = deque()  # heads complete, oldest first
         self.current: _Request | None = None  # being parsed
         self.head_bytes = 0
+        self.head_started = 0.0  # when the first byte of the head being parsed arrived
         self.deadline = 0.0
         self.closed = False
         self.broken: str | None = None  # why the stream cannot be parsed further
@@ -149,6 +156,7 @@ class _Connection:
     def on_message_begin(self) -> None:
         self.current = _Request()
         self.head_bytes = 0
+        self.head_started = time.monotonic()
 
     def on_url(self, url: bytes) -> None:
         request = self.current
@@ -214,6 +222,10 @@ class _Connection:
             self.broken = "431" if isinstance(exc.__context__, _HeadTooLarge) else "400"
         except (_HeadTooLarge, httptools.HttpParserError, ValueError):
             self.broken = "431" if self.head_bytes > MAX_HEAD_BYTES else "400"
+
+    def reading_head(self) -> bool:
+        """Whether a request's head has begun and is not complete yet."""
+        return self.current is not None and not self.current.head_done
 
     def ready(self) -> bool:
         """Whether the oldest request can go to a pool thread now."""
@@ -404,6 +416,10 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
         self.alive = False
 
     def run(self) -> None:
+        # Slow clients (issue 15), as the other workers have them (app/slow_clients.py): a
+        # request's head must be in within header_timeout_s of its first byte, however slowly
+        # it trickles; a body may pause body_timeout_s at most.
+        self._header_timeout, self._body_timeout = timeouts(self.wsgi)
         self._threads = [
             threading.Thread(target=self._serve, name=f"http-{n}", daemon=True)
             for n in range(max(1, int(self.cfg.threads)))
@@ -473,7 +489,7 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
                 if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
                     return
                 raise
-            sock.settimeout(IO_TIMEOUT_SECONDS)
+            sock.settimeout(self._body_timeout)  # a pool thread's reads of a body, and writes
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._connections += 1
@@ -491,6 +507,10 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
             connection.deadline = now + min(float(self.cfg.keepalive), LINGER_SECONDS)
             if self._linger_end:
                 connection.deadline = min(connection.deadline, self._linger_end)
+        if connection.reading_head():  # a pipelined request's head, begun behind the last
+            connection.deadline = min(
+                connection.deadline, connection.head_started + self._header_timeout
+            )
         self._idle[connection] = None
         self._selector.register(connection.sock, selectors.EVENT_READ, connection)
 
@@ -509,8 +529,10 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
         if connection.ready() or connection.broken:
             self._unwatch(connection)
             self._dispatch(connection)
-        else:
-            connection.deadline = time.monotonic() + max(float(self.cfg.keepalive), 5.0)
+        elif connection.reading_head():
+            connection.deadline = connection.head_started + self._header_timeout
+        elif connection.requests:  # a head is in, its (small) body still coming
+            connection.deadline = time.monotonic() + self._body_timeout
 
     def _unwatch(self, connection: _Connection) -> None:
         self._idle.pop(connection, None)

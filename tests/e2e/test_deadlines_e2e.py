@@ -1,4 +1,4 @@
-"""Deadlines and overload against a real gunicorn (gthread and gevent workers), issue 15.
+"""Deadlines and overload against a real gunicorn (httptools, gthread, gevent), issue 15.
 
 A model call that hangs past its deadline answers 504 / DEADLINE_EXCEEDED, stays in the model's
 bounded pool (counted in /metrics) while the worker goes on serving, and a full pool makes the
@@ -58,7 +58,7 @@ def grpc_request(model: str, delay_ms: int) -> pb.ModelInferRequest:
     return request
 
 
-@pytest.fixture(scope="module", params=["gthread", "gevent"])
+@pytest.fixture(scope="module", params=["httptools", "gthread", "gevent"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     path: Path = tmp_path_factory.mktemp(request.param) / "models.yaml"
     path.write_text(CONFIG)

@@ -1,4 +1,4 @@
-"""Slow and broken clients against a real gunicorn (gthread and gevent workers), issue 15.
+"""Slow and broken clients against a real gunicorn (gthread, gevent, httptools workers), issue 15.
 
 Slow headers (a byte a second), a body that stops halfway, a client gone before its answer,
 1,000 idle keep-alive connections, a gRPC stream that never sends and a cancelled gRPC call:
@@ -40,7 +40,7 @@ ECHO = b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [2.
 CLOSED_WITHIN = 60.0
 
 
-@pytest.fixture(scope="module", params=["gthread", "gevent"])
+@pytest.fixture(scope="module", params=["gthread", "gevent", "httptools"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     path: Path = tmp_path_factory.mktemp(request.param) / "models.yaml"
     path.write_text(CONFIG)

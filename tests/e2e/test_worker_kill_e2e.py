@@ -106,7 +106,7 @@ def workers(server: GunicornServer) -> set[int]:
     return pids
 
 
-@pytest.mark.parametrize("worker_class", ["gthread", "gevent"])
+@pytest.mark.parametrize("worker_class", ["httptools", "gthread", "gevent"])
 def test_sigkill_fails_only_the_requests_in_flight_on_that_worker(
     tmp_path: Path, worker_class: str
 ) -> None:
