@@ -91,6 +91,20 @@ class GunicornServer:
         """What gunicorn and the workers wrote so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def worker_pids(self) -> set[int]:
+        """The master's live children (zombies left out), read from /proc."""
+        assert self.process is not None
+        pids = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue  # gone meanwhile
+                if int(fields[1]) == self.process.pid and fields[0] != "Z":
+                    pids.add(int(entry.name))
+        return pids
+
     def signal(self, signum: int) -> None:
         """Send a signal to the gunicorn master."""
         assert self.process is not None

@@ -136,20 +136,6 @@ def expected(client: FlaskClient, method: str, path: str, body: Any, request_id:
     return response.status_code, orjson.loads(response.data)
 
 
-def worker_pids(master: int) -> set[int]:
-    """The gunicorn master's children, from /proc."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                pids.add(int(entry.name))
-    return pids
-
-
 def client_for(kind: str, port: int) -> Collector:
     if kind == "mqtt":
         return MqttClient(port, "requests", "answers")
@@ -254,7 +240,7 @@ def test_a_thousand_requests_are_answered_as_rest_answers(running) -> None:
 def test_a_killed_worker_loses_no_message(running) -> None:
     kind, _broker, server, client, _config = running
     assert server.process is not None
-    before = worker_pids(server.process.pid)
+    before = server.worker_pids()
     assert len(before) == 2, before
     messages: list[Message] = []
     for number in range(500):
@@ -271,7 +257,7 @@ def test_a_killed_worker_loses_no_message(running) -> None:
     answered_at_kill = sum(1 for i in ids if i in client.answers)
     assert answered_at_kill < 450, "the requests were answered before the kill: nothing in flight"
     missing = client.wait_for(ids, 120)
-    after = worker_pids(server.process.pid)
+    after = server.worker_pids()
     assert not missing, f"{len(missing)} lost, e.g. {sorted(missing)[:5]}\n{server.log()[-3000:]}"
     assert len(after) == 2 and victim not in after, (before, after)
     for number, request_id in enumerate(ids):

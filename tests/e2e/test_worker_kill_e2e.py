@@ -91,21 +91,6 @@ def grpc_client(server: GunicornServer, name: str, stop: threading.Event, out: l
                 out.append(Sent(name, started, time.monotonic(), False, None, last, error))
 
 
-def workers(server: GunicornServer) -> set[int]:
-    """The gunicorn master's children, from /proc."""
-    master = server.process.pid  # type: ignore[union-attr]  # started
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master and fields[0] != "Z":
-                pids.add(int(entry.name))
-    return pids
-
-
 @pytest.mark.parametrize("worker_class", ["httptools", "gthread", "gevent"])
 def test_sigkill_fails_only_the_requests_in_flight_on_that_worker(
     tmp_path: Path, worker_class: str
@@ -135,7 +120,7 @@ def test_sigkill_fails_only_the_requests_in_flight_on_that_worker(
                 break
             time.sleep(0.1)
         victim = next(iter(by_grpc))  # a worker that has gRPC channels on it
-        before = workers(server)
+        before = server.worker_pids()
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
         while not gone(victim):
@@ -144,8 +129,8 @@ def test_sigkill_fails_only_the_requests_in_flight_on_that_worker(
         # The master starts a new worker, and it serves.
         deadline = time.monotonic() + 90
         while True:
-            assert time.monotonic() < deadline, f"no new worker served: {workers(server)}"
-            fresh = workers(server) - before
+            assert time.monotonic() < deadline, f"no new worker served: {server.worker_pids()}"
+            fresh = server.worker_pids() - before
             if fresh and any(s.ok and s.pid in fresh for s in list(sent)):
                 break
             time.sleep(0.1)

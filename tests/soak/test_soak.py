@@ -29,21 +29,6 @@ WARMUP = TOTAL // 10  # the baseline is taken after the first 20,000
 CLIENTS = 4
 
 
-def workers(server: GunicornServer) -> list[int]:
-    """The live children of the gunicorn master."""
-    master = server.process.pid  # type: ignore[union-attr]  # started
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return sorted(pids)
-
-
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -56,7 +41,7 @@ def fds(pid: int) -> int:
 
 
 def snapshot(server: GunicornServer) -> dict[str, object]:
-    pids = workers(server)
+    pids = sorted(server.worker_pids())
     return {
         "pids": pids,
         "rss_kib": sum(rss_kib(pid) for pid in pids),
