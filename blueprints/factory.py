@@ -28,6 +28,7 @@ from blueprints import (
     v1,
     v2,
 )
+from blueprints.flask_app import ModelportFlask
 from config.settings import REPORTED_ENV, load_settings
 
 
@@ -47,7 +48,7 @@ def create_app(
         for warning in settings.warnings:
             logging.getLogger("modelport.config").warning("%s", warning)
 
-    app = Flask(__name__)
+    app = ModelportFlask(__name__)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.limits.max_request_bytes
     app.config.update(overrides)
