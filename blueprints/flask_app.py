@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, Response
 from flask.ctx import RequestContext
-from flask.sessions import NullSession, SecureCookieSessionInterface, SessionMixin
+from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import MapAdapter, Rule
 
@@ -38,7 +38,7 @@ ROUTE_CACHE_SIZE = 4096
 _Match = tuple[Rule, dict[str, Any]]
 
 
-class _NoSessions(SecureCookieSessionInterface):
+class _NoSessions(SessionInterface):
     """Sessions as Flask has them without a secret key, without asking for one per request."""
 
     def __init__(self) -> None:
@@ -51,6 +51,9 @@ class _NoSessions(SecureCookieSessionInterface):
     def is_null_session(self, obj: object) -> bool:
         """Whether `obj` is the null session (never saved)."""
         return obj is self.null or isinstance(obj, NullSession)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Nothing to save: only null sessions are handed out."""
 
 
 class _DeferredAdapter:

@@ -51,7 +51,10 @@ def test_answers_as_flask_does_first_and_cached(method: str, path: str) -> None:
     expected = flasks.open(path, method=method)
     for _ in range(3):  # the first match, then the remembered one
         answer = ours.open(path, method=method)
-        assert (answer.status_code, answer.get_data()) == (expected.status_code, expected.get_data())
+        assert (answer.status_code, answer.get_data()) == (
+            expected.status_code,
+            expected.get_data(),
+        )
         assert answer.headers.get("Location") == expected.headers.get("Location")
         assert answer.headers.get("Allow") == expected.headers.get("Allow")
 
