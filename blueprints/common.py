@@ -12,6 +12,7 @@ from app.codec.rest import dumps, parse_json
 from app.core import Modelport
 from app.dataplane import DataPlane
 from app.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from blueprints.answer import Answer
 
 # Real callers send no Content-Type (tritonclient) or curl's form default (DESIGN §4): all JSON.
 _JSON_TYPES = frozenset(
@@ -27,6 +28,9 @@ _JSON_TYPES = frozenset(
     }
 )
 
+
+#: A new response has no Vary to merge with.
+_VARY = ("Vary", "Accept-Encoding")
 
 _HEADER_LENGTH_KEY = "HTTP_" + HEADER_LENGTH.upper().replace("-", "_")
 
@@ -141,14 +145,11 @@ def infer_response(body: bytes, json_length: int | None, req: Request | None = N
     `Inference-Header-Content-Length`; that length stays the uncompressed JSON's, because
     tritonclient decompresses the whole body before it splits it.
     """
-    headers = {"Vary": "Accept-Encoding"}  # a new response has no Vary to merge with
-    if json_length is not None:
-        headers[HEADER_LENGTH] = str(json_length)
-    response = Response(
-        body,
-        headers=headers,
-        mimetype="application/json" if json_length is None else "application/octet-stream",
-    )
+    if json_length is None:
+        response = Answer(body, "application/json", [_VARY])
+    else:
+        extra = [_VARY, (HEADER_LENGTH, str(json_length))]
+        response = Answer(body, "application/octet-stream", extra)
     environ = (req or request).environ
     coding = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING"))
     if coding is not None:

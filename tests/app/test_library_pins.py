@@ -11,9 +11,17 @@ import pytest
 from app import gunicorn_logger, httptools_worker, prometheus_histogram
 from app.codec import envelopes
 from app.runtimes import linear
-from blueprints import flask_app
+from blueprints import answer, flask_app
 
-ADAPTERS = [prometheus_histogram, gunicorn_logger, linear, envelopes, httptools_worker, flask_app]
+ADAPTERS = [
+    prometheus_histogram,
+    gunicorn_logger,
+    linear,
+    envelopes,
+    httptools_worker,
+    flask_app,
+    answer,
+]
 
 
 @pytest.mark.parametrize("module", ADAPTERS, ids=lambda module: module.__name__)
