@@ -8,11 +8,12 @@ from types import ModuleType
 
 import pytest
 
-from app import gunicorn_logger, httptools_worker, prometheus_histogram
+from app import gunicorn_logger, prometheus_histogram
 from app.codec import envelopes
+from app.httpworker import connection, environ
 from app.runtimes import linear
 
-ADAPTERS = [prometheus_histogram, gunicorn_logger, linear, envelopes, httptools_worker]
+ADAPTERS = [prometheus_histogram, gunicorn_logger, linear, envelopes, connection, environ]
 
 
 @pytest.mark.parametrize("module", ADAPTERS, ids=lambda module: module.__name__)
