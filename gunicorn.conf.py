@@ -80,7 +80,7 @@ bind = os.environ.get("MODELPORT_BIND", f"{_server.http.host}:{_server.http.port
 #   native code. 2 threads served as many iris requests as 8 at concurrency 8 with a third of
 #   the p99 (13 ms vs 37 ms): extra threads only queue for the GIL. gevent served REST as fast
 #   (with the fairness yield below) but its gRPC sidecar at half gthread's rate (977 vs 1,781).
-# - httptools (app/httptools_worker.py), threads as gthread's: the same loop-and-pool shape on a
+# - httptools (app/httpworker/), threads as gthread's: the same loop-and-pool shape on a
 #   C HTTP parser. Taking turns with gthread on one core (8 rounds of 4 s, c=8, bench/loadgen,
 #   medians) it served W1 at 2,188 req/s against 1,427 (p99 7.6 ms against 10.0; 453 us of
 #   server CPU per request against 694), W3 at 1,897 against 1,348 (516 us against 734), and
@@ -99,8 +99,8 @@ elif worker_class == "gevent":
     # the same read deadlines as gthread's.
     worker_class = "app.gevent_worker.GeventWorker"
 elif worker_class == "httptools":
-    # Modelport's own, on httptools' C parser (app/httptools_worker.py).
-    worker_class = "app.httptools_worker.HttptoolsWorker"
+    # Modelport's own, on httptools' C parser (app/httpworker/).
+    worker_class = "app.httpworker.worker.HttptoolsWorker"
 threads = int(os.environ.get("MODELPORT_THREADS", "0")) or max(
     [
         2,

@@ -16,7 +16,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 E2E_CONFIG = ROOT / "tests" / "data" / "e2e.yaml"
 #: The HTTP worker classes the front-end e2e tests (lifecycle, auth, binary, compression) run
-#: on: gunicorn's gthread and Modelport's httptools (app/httptools_worker.py).
+#: on: gunicorn's gthread and Modelport's httptools (app/httpworker/).
 HTTP_WORKER_CLASSES = ("gthread", "httptools")
 #: The worker class of every other server the tests start; MODELPORT_TEST_WORKER_CLASS runs
 #: the whole suite on another one.

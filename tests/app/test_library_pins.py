@@ -8,8 +8,9 @@ from types import ModuleType
 
 import pytest
 
-from app import gunicorn_logger, httptools_worker, prometheus_histogram
+from app import gunicorn_logger, prometheus_histogram
 from app.codec import envelopes
+from app.httpworker import connection, environ
 from app.runtimes import linear
 from blueprints import answer, flask_app
 
@@ -18,7 +19,8 @@ ADAPTERS = [
     gunicorn_logger,
     linear,
     envelopes,
-    httptools_worker,
+    connection,
+    environ,
     flask_app,
     answer,
 ]

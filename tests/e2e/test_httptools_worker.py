@@ -1,4 +1,4 @@
-"""HTTP/1.1 as the httptools worker (app/httptools_worker.py) speaks it, over raw sockets.
+"""HTTP/1.1 as the httptools worker (app/httpworker/) speaks it, over raw sockets.
 
 The lifecycle, auth, binary and compression e2e tests run on it too (tests/server.py's
 HTTP_WORKER_CLASSES); these are the wire details a client library hides: pipelining, chunked
