@@ -9,10 +9,17 @@ from types import ModuleType
 import pytest
 
 from app import gunicorn_logger, httptools_worker, prometheus_histogram
-from app.codec import envelopes
+from app.codec import envelopes, json_numbers
 from app.runtimes import linear
 
-ADAPTERS = [prometheus_histogram, gunicorn_logger, linear, envelopes, httptools_worker]
+ADAPTERS = [
+    prometheus_histogram,
+    gunicorn_logger,
+    linear,
+    envelopes,
+    httptools_worker,
+    json_numbers,
+]
 
 
 @pytest.mark.parametrize("module", ADAPTERS, ids=lambda module: module.__name__)

@@ -1,0 +1,151 @@
+"""Large OIP JSON bodies read by simdjson, their floating-point `data` straight into numpy.
+
+orjson turns a JSON array of a million numbers into a million Python floats before numpy sees
+one; W4-json (FP32 [1, 1048576], 6 MB of JSON) spent most of its time there (bench/, cProfile).
+simdjson parses the body into its own tape, and `Array.as_buffer` copies a numeric array's
+values into one C buffer of doubles: numpy reads that without a Python object per element.
+
+This fast path only answers what orjson would answer, and otherwise steps aside (`loads`
+returns None and the caller parses with orjson, so every refusal keeps orjson's message). It
+takes a body only when all of these hold:
+
+- it is at least `MIN_BYTES` long (smaller bodies gain nothing; W1 and W3 never come here);
+- simdjson parses it (simdjson accepts nothing orjson refuses, the byte order mark aside, which
+  is refused here; what simdjson refuses goes to orjson: huge integers, lone surrogates, ...);
+- it is an object whose `inputs` is a list of objects, each with a FP16/FP32/FP64 `datatype`
+  and a `data` array whose leaves are all numbers (no null, bool or string), the top object
+  and each input without duplicate keys (orjson keeps the last, a simdjson lookup the first);
+- no `data` array holds a nested array: every JSON array begins with a `[` byte outside any
+  string, so when the body holds exactly as many `[` bytes as the envelope and the `data`
+  arrays are arrays, no `data` array nests another (nested `data` is orjson's, as before);
+- every value is below 2**53 in magnitude, where each integer is a double exactly: a value is
+  then rounded once, double to dtype, as orjson's double or int through numpy rounds it.
+
+Everything but `data` becomes the plain Python values orjson would make, so the marshmallow
+envelope checks see the same objects; each `data` becomes a `JsonNumbers`.
+
+The rules above rely on pysimdjson 7.0.2's behaviour (`as_buffer` flattens nested arrays and
+refuses non-number leaves with TypeError; a lookup by key finds the first duplicate), checked
+by `tests/app/codec/test_json_numbers.py`; the pin test fails on any other version.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simdjson
+
+#: Bodies smaller than this go to orjson: a few hundred numbers cost less than a second parse.
+MIN_BYTES = 64 * 1024
+#: A thread's parser keeps the buffers of the largest body it parsed; larger bodies get a parser
+#: of their own, freed with the request, so no thread holds more than about three times this.
+REUSE_BYTES = 8 * 1024 * 1024
+FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
+_BOM = b"\xef\xbb\xbf"  # orjson refuses a byte order mark; simdjson skips it
+_EXACT = 2.0**53  # every integer below this is exactly a double
+_local = threading.local()
+
+#: The library version whose behaviour the rules mirror (tests/app/test_library_pins.py).
+WRITTEN_FOR = ("pysimdjson", "7.0.2")
+
+
+@dataclass(frozen=True, slots=True)
+class JsonNumbers:
+    """A flat JSON array of numbers, read as float64 without a Python object per element."""
+
+    values: np.ndarray
+
+    def as_dtype(self, dtype: np.dtype) -> np.ndarray:
+        """The values in a floating dtype, each rounded once from its double (as orjson's are).
+
+        A value past the dtype's range becomes inf without numpy's overflow warning, as the
+        `array` module's conversion of orjson's floats does.
+        """
+        with np.errstate(over="ignore"):
+            return self.values.astype(dtype, copy=False)
+
+
+def loads(body: bytes) -> dict[str, Any] | None:
+    """The parsed body with `JsonNumbers` for float `data`, or None: parse it with orjson."""
+    if len(body) < MIN_BYTES or body.startswith(_BOM):
+        return None
+    parser = _parser() if len(body) <= REUSE_BYTES else simdjson.Parser()
+    try:
+        document = parser.parse(body)
+    except (ValueError, RuntimeError):  # simdjson's errors; UnicodeDecodeError is a ValueError
+        return None
+    # The proxies read the parser's tape, which its next parse overwrites: nothing built here
+    # keeps one (plain values and copied buffers only), and this thread parses nothing else
+    # until it returns.
+    return _payload(document, body)
+
+
+def _parser() -> simdjson.Parser:
+    parser: simdjson.Parser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = simdjson.Parser()
+    return parser
+
+
+def _payload(document: Any, body: bytes) -> dict[str, Any] | None:
+    if not _unique_object(document):
+        return None
+    inputs = document.get("inputs")
+    if not isinstance(inputs, simdjson.Array):
+        return None
+    payload = {key: _plain(document[key]) for key in document if key != "inputs"}
+    tensors: list[dict[str, Any]] = []
+    for item in inputs:
+        tensor = _tensor(item)
+        if tensor is None:
+            return None
+        tensors.append(tensor)
+    payload["inputs"] = tensors
+    # One `[` for each `data`, and one for each list of the envelope (`inputs` among them).
+    arrays = len(tensors) + _lists(payload)
+    if body.count(b"[") != arrays:
+        return None
+    return payload
+
+
+def _tensor(item: Any) -> dict[str, Any] | None:
+    if not _unique_object(item):
+        return None
+    data = item.get("data")
+    if item.get("datatype") not in FLOAT_DATATYPES or not isinstance(data, simdjson.Array):
+        return None
+    try:
+        buffer = data.as_buffer(of_type="d")
+    except TypeError:  # a leaf that is not a number
+        return None
+    values = np.frombuffer(buffer, dtype=np.float64)
+    if values.size and not (-_EXACT < values.min() and values.max() < _EXACT):
+        return None
+    tensor = {key: _plain(item[key]) for key in item if key != "data"}
+    tensor["data"] = JsonNumbers(values)
+    return tensor
+
+
+def _unique_object(value: Any) -> bool:
+    return isinstance(value, simdjson.Object) and len(set(value)) == len(value)
+
+
+def _plain(value: Any) -> Any:
+    """A simdjson value as orjson would have made it (nested duplicate keys: the last wins)."""
+    if isinstance(value, simdjson.Object):
+        return value.as_dict()
+    if isinstance(value, simdjson.Array):
+        return value.as_list()
+    return value
+
+
+def _lists(value: Any) -> int:
+    """The JSON arrays in an envelope value (small: `data` is not in it)."""
+    if isinstance(value, dict):
+        return sum(_lists(item) for item in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_lists(item) for item in value)
+    return 0
