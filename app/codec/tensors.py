@@ -66,11 +66,11 @@ def ndarray_from_json(
 
     Raises `InvalidInput` when the values do not fit the datatype or their count does not match
     the shape. `content_type` follows MLServer's convention for BYTES (`base64`, `str`).
-    `JsonNumbers` (a float tensor's flat `data`, read by `app.codec.json_numbers`) is only cast.
+    `JsonNumbers` (a float tensor's flat `data`, read by `app.codec.json_numbers`) is ready.
     """
     dtype = dtype_from_datatype(datatype)
-    if isinstance(data, JsonNumbers) and dtype.kind == "f":
-        array = data.as_dtype(dtype)
+    if isinstance(data, JsonNumbers) and data.array.dtype == dtype:
+        array = data.array
         if array.size != element_count(shape):
             raise _size_error(name, shape, array.size)
         return array.reshape(shape)
