@@ -83,6 +83,7 @@ FAST = {
 }
 SLOW = {
     "nested rows": body(VALUES.reshape(-1, 2), shape=[N // 2, 2]),
+    "two nested rows": body(VALUES.reshape(2, -1), shape=[2, N // 2]),
     "rows of one": body([[value] for value in floats(VALUES)], shape=[N, 1]),
     "ragged rows": body([[], [1.0, 2.0], *floats(VALUES)], shape=[N + 2]),
     "row with an empty row": body([[1.0], [], *floats(VALUES)], shape=[N + 1]),
@@ -228,3 +229,12 @@ def test_a_parser_still_held_after_a_failure_is_not_reused(monkeypatch: pytest.M
     payload = json_numbers.loads(FAST["FP32"])
     assert payload is not None and isinstance(payload["inputs"][0]["data"], JsonNumbers)
     assert kept
+
+
+@pytest.mark.parametrize("case", ["nested rows", "rows of one", "INT64", "BYTES", "BOOL"])
+def test_bodies_it_would_refuse_are_not_parsed(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_parser() -> None:
+        raise AssertionError("parsed a body that only orjson can answer")
+
+    monkeypatch.setattr(json_numbers, "_take_parser", no_parser)
+    assert json_numbers.loads(SLOW[case]) is None
