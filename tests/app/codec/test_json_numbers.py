@@ -102,6 +102,7 @@ SLOW = {
         b"]}]", b",-9223372036854775809]}]"
     ),
     "datatype not known": body(VALUES, "FP8"),
+    "datatype an object": body(VALUES).replace(b'"FP32"', b'{"FP32":1}'),
     "INT64": body(list(range(N)), "INT64"),
     "BOOL": body([True] * N, "BOOL"),
     "BYTES": body(["word"] * N, "BYTES"),
