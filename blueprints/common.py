@@ -8,7 +8,7 @@ from flask import Flask, Request, Response, current_app, request
 
 from app.codec.binary import HEADER_LENGTH, split_body
 from app.codec.compression import choose_encoding, content_codings, decode_body, encode_body
-from app.codec.rest import dumps, parse_json
+from app.codec.rest import dumps, parse_infer_json, parse_json
 from app.core import Modelport
 from app.dataplane import DataPlane
 from app.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
@@ -122,8 +122,13 @@ def read_json(allow_empty: bool = False) -> Any:
     return parse_json(body)
 
 
-def read_infer_body(now: Current | None = None) -> tuple[Any, memoryview | None]:
+def read_infer_body(
+    now: Current | None = None, numbers: bool = False
+) -> tuple[Any, memoryview | None]:
     """An inference body: its JSON, and the binary tensor data after it (None when there is none).
+
+    `numbers`: a large JSON body's float tensor `data` may come as `JsonNumbers`
+    (`parse_infer_json`); for the `/infer` views, whose bodies only `app.codec.forms` reads.
 
     A body is binary exactly when `Inference-Header-Content-Length` is sent, whatever the content
     type says: tritonclient sends none, kserve's client `application/octet-stream`. The binary
@@ -133,7 +138,7 @@ def read_infer_body(now: Current | None = None) -> tuple[Any, memoryview | None]
     body = read_body(now)
     header = now.request.environ.get(_HEADER_LENGTH_KEY)
     if header is None:
-        return parse_json(body), None
+        return (parse_infer_json(body) if numbers else parse_json(body)), None
     head, binary = split_body(body, header)
     return parse_json(bytes(head)), binary
 

@@ -110,7 +110,7 @@ def infer(name: str, version: str | None = None) -> Response:
 def infer_request(name: str, version: str | None, now: Current | None = None) -> InferRequest:
     """The internal request of this request's `/infer` body, in any of its forms."""
     now = now or current()
-    payload, binary = read_infer_body(now)
+    payload, binary = read_infer_body(now, numbers=True)
     limits = now.core.settings.server.limits
     return forms.request_from_body(
         name, version, payload, binary, data_roots=limits.data_roots, limit=now.limit

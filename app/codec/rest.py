@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from app.codec import envelopes
+from app.codec import envelopes, json_numbers
 from app.codec.parameters import split_parameters
 from app.codec.tensors import check_shape, ndarray_from_json, ndarray_to_json
 from app.errors import InvalidInput
@@ -31,6 +31,16 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+
+
+def parse_infer_json(body: bytes) -> Any:
+    """Parse an inference body: as `parse_json`, but large float `data` comes as `JsonNumbers`.
+
+    `app.codec.json_numbers` takes the bodies whose answer it can give exactly; orjson parses
+    the rest, and phrases every refusal.
+    """
+    payload = json_numbers.loads(body)
+    return parse_json(body) if payload is None else payload
 
 
 def dumps(payload: Any) -> bytes:

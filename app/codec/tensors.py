@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from app.codec.datatypes import dtype_from_datatype
+from app.codec.json_numbers import JsonNumbers
 from app.errors import InvalidInput
 
 _LENGTH = struct.Struct("<I")  # BYTES elements are prefixed by a little-endian uint32 length
@@ -65,8 +66,14 @@ def ndarray_from_json(
 
     Raises `InvalidInput` when the values do not fit the datatype or their count does not match
     the shape. `content_type` follows MLServer's convention for BYTES (`base64`, `str`).
+    `JsonNumbers` (a float tensor's flat `data`, read by `app.codec.json_numbers`) is ready.
     """
     dtype = dtype_from_datatype(datatype)
+    if isinstance(data, JsonNumbers) and data.array.dtype == dtype:
+        array = data.array
+        if array.size != element_count(shape):
+            raise _size_error(name, shape, array.size)
+        return array.reshape(shape)
     if not isinstance(data, list):
         raise InvalidInput(f"input '{name}': data must be a list, got {type(data).__name__}")
     if datatype == "BYTES":

@@ -9,7 +9,7 @@ from types import ModuleType
 import pytest
 
 from app import gunicorn_logger, prometheus_histogram
-from app.codec import envelopes
+from app.codec import envelopes, json_numbers
 from app.httpworker import connection, environ
 from app.runtimes import linear
 from blueprints import answer, flask_app
@@ -23,6 +23,7 @@ ADAPTERS = [
     environ,
     flask_app,
     answer,
+    json_numbers,
 ]
 
 
