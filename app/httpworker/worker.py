@@ -33,6 +33,9 @@ from app.slow_clients import timeouts
 #: How long a stopping worker keeps an idle connection, for a request already on its way.
 LINGER_SECONDS = 2.0
 
+#: How often the loop tells the master it is alive and checks that its parent is.
+NOTIFY_SECONDS = 1.0
+
 
 class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
     """gunicorn worker: a selector loop on httptools, and a pool of threads running the app."""
@@ -60,6 +63,13 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
         # request's head must be in within header_timeout_s of its first byte, however slowly
         # it trickles; a body may pause body_timeout_s at most.
         self._header_timeout, self._body_timeout = timeouts(self.wsgi)
+        # Each `self.cfg.x` goes through gunicorn's Config.__getattr__ and its setting's get():
+        # read once here, not per request or per loop turn.
+        cfg = self.cfg
+        self._keepalive = float(cfg.keepalive)
+        self._multiprocess = cfg.workers > 1
+        self._pre_request, self._post_request = cfg.pre_request, cfg.post_request
+        max_connections = cfg.worker_connections
         self._threads = [
             threading.Thread(target=self._serve, name=f"http-{n}", daemon=True)
             for n in range(max(1, int(self.cfg.threads)))
@@ -71,14 +81,21 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
             listener.setblocking(False)
         self._accept_enabled(True)
         ppid = self.ppid
+        checked = 0.0
         while self.alive:
-            self.notify()
-            self._accept_enabled(self._connections < self.cfg.worker_connections)
+            self._accept_enabled(self._connections < max_connections)
             self._poll(1.0)
-            self._expire(time.monotonic())
-            if os.getppid() != ppid:
-                self.log.info("Parent changed, shutting down: %s", self)
-                break
+            now = time.monotonic()
+            self._expire(now)
+            # The heartbeat (a utime of gunicorn's tmp file) and the parent check once a
+            # second, not once per loop turn (about once per request under load): the
+            # master's timeout is whole seconds.
+            if now - checked >= NOTIFY_SECONDS:
+                checked = now
+                self.notify()
+                if os.getppid() != ppid:
+                    self.log.info("Parent changed, shutting down: %s", self)
+                    break
         self._drain()
 
     # -- the loop -------------------------------------------------------------------------
@@ -142,9 +159,9 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
             return
         now = time.monotonic()
         if self.alive:
-            connection.deadline = now + float(self.cfg.keepalive)
+            connection.deadline = now + self._keepalive
         else:  # stopping (maybe since a moment, before `_drain` began): linger at most
-            connection.deadline = now + min(float(self.cfg.keepalive), LINGER_SECONDS)
+            connection.deadline = now + min(self._keepalive, LINGER_SECONDS)
             if self._linger_end:
                 connection.deadline = min(connection.deadline, self._linger_end)
         if connection.reading_head():  # a pipelined request's head, begun behind the last
@@ -265,15 +282,15 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
 
     def _answer(self, connection: Connection, request: Request) -> bool:
         """Run the app for one request and write its answer; whether the connection stays."""
-        self.cfg.pre_request(self, request)
+        self._pre_request(self, request)
         body = Body(connection, request)
-        environ = wsgi_environ(connection, request, body, self.cfg.workers > 1)
+        environ = wsgi_environ(connection, request, body, self._multiprocess)
         answer = Answer(request.method == "HEAD", request.version == "1.0")
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
-        answer.close = not (request.keep_alive and self.alive and self.cfg.keepalive)
+        answer.close = not (request.keep_alive and self.alive and self._keepalive)
         try:
             result = self.wsgi(environ, answer.start_response)
             if not request.complete:
@@ -296,7 +313,7 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
             return False
         finally:
             try:
-                self.cfg.post_request(self, request, environ, answer)
+                self._post_request(self, request, environ, answer)
             except Exception:
                 self.log.exception("Exception in post_request hook")
         return not answer.close
