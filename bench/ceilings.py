@@ -1,6 +1,7 @@
 """The ceilings: servers that do nothing but read the request and answer a fixed response.
 
-    gunicorn -k gevent -w 1 -b 127.0.0.1:9000 bench.ceilings:wsgi_app
+    PYTHONPATH=. gunicorn -k app.httpworker.worker.HttptoolsWorker --threads 2 -w 1 \
+        -b 127.0.0.1:9000 --chdir bench ceilings:wsgi_app
     python -m bench.ceilings grpc --port 9001
 
 No Python model server on the same worker model can beat these, so they show how much of a

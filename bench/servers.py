@@ -225,22 +225,29 @@ def kserve(say: Callable[[str], None] = print) -> Server:
     )
 
 
-def ceiling_wsgi() -> Server:
-    """A bare WSGI app under one gunicorn gevent worker.
+#: The worker class Modelport's gunicorn.conf.py picks by default, and its thread count there
+#: for the bench's models (none batches): the ceiling runs on the same.
+MODELPORT_WORKER = "app.httpworker.worker.HttptoolsWorker"
+MODELPORT_THREADS = 2
 
-    It runs from bench/, so gunicorn does not read Modelport's gunicorn.conf.py.
+
+def ceiling_wsgi() -> Server:
+    """A bare WSGI app under one gunicorn worker of Modelport's default class.
+
+    It runs from bench/, so gunicorn does not read Modelport's gunicorn.conf.py; the worker
+    class is imported from the checkout (PYTHONPATH).
     """
     port = free_port()
     return Server(
         "ceiling-wsgi",
-        [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1"]
-        + ["-b", f"127.0.0.1:{port}", "ceilings:wsgi_app"],
-        {},
+        [sys.executable, "-m", "gunicorn", "-k", MODELPORT_WORKER, "-w", "1"]
+        + ["--threads", str(MODELPORT_THREADS), "-b", f"127.0.0.1:{port}", "ceilings:wsgi_app"],
+        {"PYTHONPATH": str(ROOT)},
         port,
         None,
         cwd=BENCH,
         ready_path="/",
-        version="gunicorn gevent",
+        version="gunicorn, Modelport's httptools worker",
     )
 
 

@@ -82,6 +82,7 @@ class Connection:
 
     __slots__ = (
         "sock",
+        "fd",
         "peer",
         "local",
         "parser",
@@ -97,6 +98,7 @@ class Connection:
 
     def __init__(self, sock: socket.socket, peer: Any, local: Any) -> None:
         self.sock = sock
+        self.fd = sock.fileno()  # kept: a closed socket's fileno() is -1
         self.peer = peer
         self.local = local
         self.parser = httptools.HttpRequestParser(self)

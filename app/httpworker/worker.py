@@ -14,14 +14,16 @@ Written for gunicorn 27.0.1's `Worker`: `init_process`, `run`, `handle_exit`, `n
 from __future__ import annotations
 
 import errno
+import logging
 import os
-import selectors
+import select
 import socket
 import threading
 import time
 from queue import SimpleQueue
 from typing import Any
 
+from gunicorn.config import PreRequest
 from gunicorn.workers.base import Worker
 
 from app.httpworker.answer import Answer, refuse, write, write_error
@@ -41,7 +43,13 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
     """gunicorn worker: a selector loop on httptools, and a pool of threads running the app."""
 
     def init_process(self) -> None:
-        self._selector = selectors.DefaultSelector()
+        # epoll itself, not `selectors`: its Python wrapper (register/unregister/select's
+        # key mapping) was a fifth of this worker's time per request (yappi). Connections are
+        # watched one-shot: an event disarms the connection, so one handed to the pool costs no
+        # unregister, and its handback re-arms it with one modify.
+        self._epoll = select.epoll()
+        self._listeners: dict[int, Any] = {}
+        self._armed: dict[int, Connection] = {}  # fds in the epoll set: connection by fd
         self._handback: SimpleQueue[Connection] = SimpleQueue()
         self._work: SimpleQueue[Connection | None] = SimpleQueue()
         self._idle: dict[Connection, None] = {}  # in the loop, oldest deadline first-ish
@@ -69,6 +77,12 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
         self._keepalive = float(cfg.keepalive)
         self._multiprocess = cfg.workers > 1
         self._pre_request, self._post_request = cfg.pre_request, cfg.post_request
+        error_log = getattr(self.log, "error_log", None)  # gunicorn's Logger has one
+        quiet = error_log is not None and not error_log.isEnabledFor(logging.DEBUG)
+        if self._pre_request is PreRequest.default and quiet:
+            # gunicorn's own hook only logs the request at debug level, working out its path
+            # first: 6 % of this worker's time per request with the level above debug (yappi).
+            self._pre_request = None
         max_connections = cfg.worker_connections
         self._threads = [
             threading.Thread(target=self._serve, name=f"http-{n}", daemon=True)
@@ -76,7 +90,7 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
         ]
         for thread in self._threads:
             thread.start()
-        self._selector.register(self.PIPE[0], selectors.EVENT_READ, None)
+        self._epoll.register(self.PIPE[0], select.EPOLLIN)
         for listener in self.sockets:
             listener.setblocking(False)
         self._accept_enabled(True)
@@ -104,27 +118,33 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
         if enabled == self._accepting:
             return
         for listener in self.sockets:
+            fd = listener.fileno()
             if enabled:
-                self._selector.register(listener, selectors.EVENT_READ, listener)
+                self._epoll.register(fd, select.EPOLLIN)
+                self._listeners[fd] = listener
             else:
-                self._selector.unregister(listener)
+                self._epoll.unregister(fd)
+                self._listeners.pop(fd, None)
         self._accepting = enabled
 
     def _poll(self, timeout: float) -> None:
         try:
-            events = self._selector.select(timeout)
+            events = self._epoll.poll(timeout)
         except OSError as exc:
             if exc.errno != errno.EINTR:
                 raise
             return
-        for key, _ in events:
-            data = key.data
-            if data is None:
+        pipe = self.PIPE[0]
+        for fd, _ in events:
+            connection = self._armed.get(fd)
+            if connection is not None:
+                self._readable(connection)
+            elif fd == pipe:
                 self._wakeup()
-            elif isinstance(data, Connection):
-                self._readable(data)
             else:
-                self._accept(data)
+                listener = self._listeners.get(fd)
+                if listener is not None:
+                    self._accept(listener)
 
     def _wakeup(self) -> None:
         try:
@@ -154,7 +174,9 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
 
     def _watch(self, connection: Connection) -> None:
         """The loop reads this connection (again) until a request is ready."""
-        if connection.closed:
+        if connection.closed:  # by a pool thread: epoll dropped its fd when it closed
+            if self._armed.get(connection.fd) is connection:
+                del self._armed[connection.fd]
             self._connections -= 1
             return
         now = time.monotonic()
@@ -169,12 +191,30 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
                 connection.deadline, connection.head_started + self._header_timeout
             )
         self._idle[connection] = None
-        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+        self._arm(connection)
+
+    def _arm(self, connection: Connection) -> None:
+        """Watch the connection for its next readable event (one event, then disarmed)."""
+        fd = connection.fd
+        events = select.EPOLLIN | select.EPOLLONESHOT
+        if self._armed.get(fd) is connection:
+            try:
+                self._epoll.modify(fd, events)
+                return
+            except FileNotFoundError:
+                pass
+        # New, or its fd number is a closed connection's, which epoll dropped with it.
+        self._armed[fd] = connection
+        try:
+            self._epoll.register(fd, events)
+        except FileExistsError:
+            self._epoll.modify(fd, events)
 
     def _readable(self, connection: Connection) -> None:
         try:
             data = connection.sock.recv(RECV_BYTES)
         except (TimeoutError, BlockingIOError, InterruptedError):
+            self._arm(connection)
             return
         except OSError:
             data = b""
@@ -184,19 +224,25 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
             return
         connection.feed(data)
         if connection.ready() or connection.broken:
-            self._unwatch(connection)
+            self._idle.pop(connection, None)  # disarmed by its event: the pool has it now
             self._dispatch(connection)
-        elif connection.reading_head():
+            return
+        if connection.reading_head():
             connection.deadline = connection.head_started + self._header_timeout
         elif connection.requests:  # a head is in, its (small) body still coming
             connection.deadline = time.monotonic() + self._body_timeout
+        self._arm(connection)
 
     def _unwatch(self, connection: Connection) -> None:
+        """Stop watching a connection the loop is about to close."""
         self._idle.pop(connection, None)
-        try:
-            self._selector.unregister(connection.sock)
-        except (KeyError, ValueError):
-            pass
+        fd = connection.fd
+        if self._armed.get(fd) is connection:
+            del self._armed[fd]
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass  # already closed: epoll dropped it
 
     def _dispatch(self, connection: Connection) -> None:
         with self._busy_lock:
@@ -282,7 +328,8 @@ class HttptoolsWorker(Worker):  # type: ignore[misc]  # gunicorn ships no types
 
     def _answer(self, connection: Connection, request: Request) -> bool:
         """Run the app for one request and write its answer; whether the connection stays."""
-        self._pre_request(self, request)
+        if self._pre_request is not None:
+            self._pre_request(self, request)
         body = Body(connection, request)
         environ = wsgi_environ(connection, request, body, self._multiprocess)
         answer = Answer(request.method == "HEAD", request.version == "1.0")
