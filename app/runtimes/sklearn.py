@@ -11,7 +11,7 @@ from app.runtimes.classifier import (
     PREDICTIONS,
     PROBABILITIES,
 )
-from app.runtimes.linear import linear_predict
+from app.runtimes.linear import linear_predict, logistic_predict_proba
 from app.runtimes.tabular import TabularModel
 
 
@@ -25,6 +25,9 @@ class SKLearnModel(TabularModel):
         self.estimator = joblib.load(self.uri)
         # Linear classifiers answer `predictions` without sklearn's per-call validation.
         self._predict = linear_predict(self.estimator) or self.estimator.predict
+        self._predict_proba = getattr(self.estimator, "predict_proba", None)
+        if self._predict_proba is not None:
+            self._predict_proba = logistic_predict_proba(self.estimator) or self._predict_proba
         classes = getattr(self.estimator, "classes_", None)
         if not hasattr(self.estimator, "predict_proba"):
             classes = None
@@ -38,5 +41,5 @@ class SKLearnModel(TabularModel):
         if PREDICTIONS in names:
             result[PREDICTIONS] = np.asarray(self._predict(rows))
         if PROBABILITIES in names:
-            result[PROBABILITIES] = np.asarray(self.estimator.predict_proba(rows), dtype=np.float32)
+            result[PROBABILITIES] = np.asarray(self._predict_proba(rows), dtype=np.float32)
         return result
