@@ -247,7 +247,52 @@ def targets(run: Run) -> list[str]:
             f"- {'met' if gain >= 3 and on.valid and off.valid else 'NOT met'} — batching, 5 ms "
             f"per call, c=32: {gain:.1f}× ({on.rps:,.0f} vs {off.rps:,.0f} req/s); target ≥ 3×"
         )
+    for check, key, ours in _perf_analyzer_gaps(run):
+        if "rps" in check and ours is not None and ours.rps:
+            gap = check["rps"] / ours.rps - 1
+            results.append(
+                f"- {'met' if abs(gap) <= 0.15 else 'NOT met'} — perf_analyzer "
+                f"{check['protocol']} against our {key} c=8: {gap:+.0%} "
+                f"({check['rps']:,.0f} vs {ours.rps:,.0f} req/s); target within 15 %"
+            )
     return results
+
+
+#: The load generator's point that sends what perf_analyzer sends, per protocol: over HTTP
+#: binary tensors both ways with every output named (W1-bin), over gRPC raw tensors (W2).
+CROSS_CHECKED = {"http": "W1-bin", "grpc": "W2"}
+
+
+def _perf_analyzer_gaps(run: Run) -> list[tuple[dict[str, Any], str, Point | None]]:
+    """Each perf_analyzer check with the workload it is set beside and our point for it."""
+    checks = run.extra.get("perf_analyzer") or []
+    found = []
+    for check in checks:
+        key = CROSS_CHECKED.get(check.get("protocol", ""), "")
+        found.append((check, key, run.modelport(key, 8)))
+    return found
+
+
+def cross_check(run: Run) -> list[str]:
+    """perf_analyzer's throughput beside ours for the same request, and whether they agree
+    within 15 % (issue 16): a disagreement means one of the two measures something else."""
+    lines = []
+    for check, key, ours in _perf_analyzer_gaps(run):
+        protocol = check.get("protocol", "?")
+        if "rps" not in check:
+            lines.append(f"- {protocol}: perf_analyzer did not measure: {check.get('error')}")
+            continue
+        text = f"- {protocol}: perf_analyzer {check['rps']:,.1f} req/s (p99 {check['p99_ms']} ms)"
+        if ours is None or not ours.rps:
+            lines.append(f"{text}; {key} c=8 not in this run")
+            continue
+        gap = check["rps"] / ours.rps - 1
+        verdict = "agrees" if abs(gap) <= 0.15 else "DISAGREES"
+        lines.append(
+            f"{text}, our load generator {ours.rps:,.1f} req/s on {key} c=8: {gap:+.0%}, "
+            f"{verdict} (within 15 %)"
+        )
+    return lines
 
 
 def memory(run: Run) -> list[str]:
@@ -380,7 +425,7 @@ def render(run: Run) -> str:
     checks = run.extra.get("perf_analyzer")
     if checks:
         parts += ["", "## perf_analyzer cross-check (Modelport, iris, concurrency 8)", ""]
-        parts += [f"- {json.dumps(check)}" for check in checks]
+        parts += cross_check(run)
     parts += ["", "## Every point", "", details(run), ""]
     return "\n".join(parts)
 

@@ -262,7 +262,8 @@ def perf_analyzer_check(args: argparse.Namespace, say: Callable[[str], None]) ->
     """perf_analyzer's own figures for W1 and W2 at concurrency 8, on Modelport only.
 
     It reads the model configuration (`/config`, ModelConfig), which the peers do not serve.
-    Over HTTP it sends the tensor in binary, not JSON: a cross-check, not the same workload.
+    Over HTTP it sends binary tensors and asks for both outputs in binary: the report sets it
+    beside W1-bin, which sends the same, not beside W1 (JSON, the default output only).
     """
     script = servers.BENCH / "perf_analyzer.sh"
     server = servers.modelport("modelport.yaml").start(allocator(args))
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.servers = args.servers or "modelport"
         args.concurrency = args.concurrency or "8"
-        args.workloads = args.workloads or "W1,W2,W3,W4-bin,W4-grpc"
+        args.workloads = args.workloads or "W1,W1-bin,W2,W3,W4-bin,W4-grpc"
         args.no_perf_analyzer = True
     if args.duration is None:
         args.duration = 1.0 if args.quick else 6.0

@@ -22,6 +22,8 @@ GRPC_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 IRIS_ROW = (6.8, 2.8, 4.8, 1.4)  # class 1 for the example iris model
 IRIS_CLASS = 1
 MIB = 1024 * 1024
+#: The outputs a "tensors" request asks for, in binary.
+OUTPUTS = {"iris": ("predictions", "probabilities")}
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Workload:
     key: str
     title: str
     model: str  # iris | sum | fixed-cost | fixed-cost-batched
-    form: str  # json | binary | grpc
+    form: str  # json | binary | tensors (binary in and out, as tritonclient sends) | grpc
     shape: tuple[int, ...]
     ceiling: str | None  # which bare server answers the same body: wsgi | grpc | None
     concurrency: tuple[int, ...] = (1, 8, 32)
@@ -45,6 +47,19 @@ class Workload:
 WORKLOADS: tuple[Workload, ...] = (
     Workload("W1", "iris [1,4] FP32, REST JSON", "iris", "json", (1, 4), "wsgi"),
     Workload("W2", "iris [1,4] FP32, gRPC raw", "iris", "grpc", (1, 4), "grpc"),
+    # What tritonclient's and perf_analyzer's HTTP clients send: binary tensors both ways, every
+    # output named. Modelport's only: it is what perf_analyzer is checked against, and the peers
+    # name their outputs otherwise (KServe 400s `predictions`, MLServer 500s binary requests).
+    Workload(
+        "W1-bin",
+        "iris [1,4] FP32, REST binary in and out",
+        "iris",
+        "tensors",
+        (1, 4),
+        "wsgi",
+        (8,),
+        ("modelport", "ceiling-wsgi"),
+    ),
     Workload("W3", "iris [256,4] FP32, REST JSON", "iris", "json", (256, 4), "wsgi"),
     Workload("W4-json", "sum [1,1M] FP32 (4 MiB), REST JSON", "sum", "json", (1, MIB), "wsgi"),
     Workload("W4-bin", "sum [1,1M] FP32 (4 MiB), REST binary", "sum", "binary", (1, MIB), "wsgi"),
@@ -113,7 +128,11 @@ def build(workload: Workload) -> Request:
             {"inputs": [{**spec, "data": array.reshape(-1)}]}, option=orjson.OPT_SERIALIZE_NUMPY
         )
         return Request(path, body, {"Content-Type": "application/json"})
-    header = orjson.dumps({"inputs": [{**spec, "parameters": {"binary_data_size": array.nbytes}}]})
+    document: dict = {"inputs": [{**spec, "parameters": {"binary_data_size": array.nbytes}}]}
+    if workload.form == "tensors":
+        binary = {"binary_data": True}
+        document["outputs"] = [{"name": n, "parameters": binary} for n in OUTPUTS[workload.model]]
+    header = orjson.dumps(document)
     return Request(
         path,
         header + array.tobytes(),
@@ -141,7 +160,7 @@ def probe(workload: Workload, host: str, port: int, check_answer: bool = True) -
         first = _grpc_output(request, host, port) if workload.form == "grpc" else None
         if first is None:
             first = _http_output(request, host, port)
-    except (OSError, ValueError, KeyError, IndexError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
         return f"{type(exc).__name__}: {str(exc)[:160]}"
     if not check_answer:
         return None
@@ -164,7 +183,12 @@ def _http_output(request: Request, host: str, port: int) -> list[float]:
         raise RuntimeError(f"HTTP {answer.status}: {content[:160].decode(errors='replace')}")
     length = answer.headers.get(HEADER_LENGTH)
     document = orjson.loads(content[: int(length)] if length else content)
-    return document["outputs"][0]["data"]
+    first = document["outputs"][0]
+    size = (first.get("parameters") or {}).get("binary_data_size")
+    if size is None:
+        return first["data"]
+    raw = content[int(length) : int(length) + size]
+    return np.frombuffer(raw, dtype=_RAW_DTYPES[first["datatype"]]).tolist()
 
 
 _RAW_DTYPES = {"INT64": "<i8", "INT32": "<i4", "FP32": "<f4", "FP64": "<f8"}
