@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import joblib
 import numpy as np
@@ -25,12 +25,15 @@ class SKLearnModel(TabularModel):
         self.estimator = joblib.load(self.uri)
         # Linear classifiers answer `predictions` without sklearn's per-call validation.
         self._predict = linear_predict(self.estimator) or self.estimator.predict
-        self._predict_proba = getattr(self.estimator, "predict_proba", None)
-        if self._predict_proba is not None:
-            self._predict_proba = logistic_predict_proba(self.estimator) or self._predict_proba
-        classes = getattr(self.estimator, "classes_", None)
-        if not hasattr(self.estimator, "predict_proba"):
-            classes = None
+        # `declare` leaves `probabilities` out when the estimator has no predict_proba,
+        # so predict_rows only calls this when it exists.
+        proba: Callable[[np.ndarray], np.ndarray] | None = getattr(
+            self.estimator, "predict_proba", None
+        )
+        if proba is not None:
+            proba = logistic_predict_proba(self.estimator) or proba
+        self._predict_proba = proba
+        classes = getattr(self.estimator, "classes_", None) if proba is not None else None
         self.declare(getattr(self.estimator, "n_features_in_", None), classes)
         names = getattr(self.estimator, "feature_names_in_", None)
         self.features = [str(n) for n in names] if names is not None else None
@@ -40,6 +43,6 @@ class SKLearnModel(TabularModel):
         result: dict[str, np.ndarray] = {}
         if PREDICTIONS in names:
             result[PREDICTIONS] = np.asarray(self._predict(rows))
-        if PROBABILITIES in names:
+        if PROBABILITIES in names and self._predict_proba is not None:
             result[PROBABILITIES] = np.asarray(self._predict_proba(rows), dtype=np.float32)
         return result
