@@ -99,3 +99,22 @@ def test_deadlines_too_far_away_are_none() -> None:
     assert deadlines.earliest(deadlines.from_milliseconds("1e300")) is None
     gate = Gate("m", "1", max_concurrency=1, max_queue=0)
     assert gate.call(lambda: 1, deadlines.earliest(time.monotonic() + 1e12), "m") == 1
+
+
+def test_a_call_with_a_deadline_runs_on_a_pool_thread_and_answers_there() -> None:
+    gate = Gate("handed-off", "1", max_concurrency=2, max_queue=0)
+    here = threading.get_ident()
+    assert gate.call(threading.get_ident, time.monotonic() + WAIT, "m") != here
+    with pytest.raises(InvalidInput, match="bad rows"):
+        gate.call(
+            lambda: (_ for _ in ()).throw(InvalidInput("bad rows")), time.monotonic() + WAIT, "m"
+        )
+    assert gate.call(lambda: None, time.monotonic() + WAIT, "m") is None
+    assert not gate.full and gate.abandoned == 0
+    for _ in range(200):  # one after another: the one thread is idle again every time
+        gate.call(lambda: None, time.monotonic() + WAIT, "m")
+    pool = [t for t in threading.enumerate() if t.name == "modelport-call:handed-off:1"]
+    assert len(pool) == 1
+    gate.close()
+    pool[0].join(WAIT)
+    assert not pool[0].is_alive()
