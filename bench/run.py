@@ -201,7 +201,7 @@ def measure(
                             concurrency,
                             body_file,
                             args,
-                            duration,
+                            duration * workload.stretch,
                             args.warmup,
                         )
                     except (RuntimeError, subprocess.TimeoutExpired) as exc:
