@@ -99,7 +99,7 @@ deploy-test: $(MODELS)
 
 # -- Benchmark (bench/) -------------------------------------------------------------------------
 # Modelport against MLServer 1.7.1 and KServe 0.21 (each installed once into bench/.venvs/),
-# servers on core 0, our load generator on core 1; writes bench/results/<date>.md. About 15
+# servers on core 0, our load generator on core 1; writes bench/results/<date>.md. About 27
 # minutes; `make bench BENCH_ARGS=--quick` is a smoke run (Modelport only, a few seconds).
 # Never part of `make test`.
 BENCH_ARGS ?=

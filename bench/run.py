@@ -1,6 +1,6 @@
 """`make bench`: Modelport against MLServer and KServe, on one machine in one run.
 
-    python -m bench.run                      # everything (about 22 minutes)
+    python -m bench.run                      # everything (about 27 minutes)
     python -m bench.run --quick              # smoke run: Modelport only, concurrency 8, 1 s
     python -m bench.run --servers modelport,kserve --workloads W1,W2 --concurrency 8
 
