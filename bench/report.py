@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.workloads import WORKLOADS, Workload
+from bench.workloads import Workload
 
 #: A load generator that used this much of its core may have been the bottleneck.
 CLIENT_BOUND = 0.85
@@ -387,9 +387,10 @@ def parse_perf_analyzer(protocol: str, output: str, returncode: int) -> dict[str
     }
 
 
-def _stretched() -> str:
-    """Which workloads measure longer than the rest (`Workload.stretch`), for the header."""
-    longer = [f"{w.key} {w.stretch:g}× that" for w in WORKLOADS if w.stretch != 1.0]
+def stretched(workloads: list[Workload]) -> str:
+    """Which of the run's workloads measure longer than the rest (`Workload.stretch`), for the
+    header: a reader comparing points must know one was measured over more seconds."""
+    longer = [f"{w.key} {w.stretch:g}× that" for w in workloads if w.stretch != 1.0]
     return f"; {', '.join(longer)}" if longer else ""
 
 
@@ -411,8 +412,8 @@ def render(run: Run) -> str:
         f"Versions: {versions}.",
         f"Each point: {rounds} round(s) per server, servers taking turns, each a "
         f"{settings['warmup_s']} s warm-up then {settings['duration_s'] / rounds:g} s measured "
-        f"({settings['duration_s']} s in all{_stretched()}) of closed loop, every answer checked "
-        f"(HTTP 200 / gRPC OK); {settings['elapsed_s']} s in all."
+        f"({settings['duration_s']} s in all{stretched(run.workloads)}) of closed loop, every "
+        f"answer checked (HTTP 200 / gRPC OK); {settings['elapsed_s']} s in all."
         + (" QUICK MODE: a smoke run, not a measurement." if settings["quick"] else ""),
         "",
         "`*` client-bound (the load generator used ≥ 85 % of its core: not a win), "
