@@ -30,7 +30,7 @@ _SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size", "shared_mem
 _BYTES_PREFIX = 4  # every BYTES element carries at least its uint32 length
 
 
-def split_body(body: bytes, header_length: str) -> tuple[memoryview, memoryview]:
+def split_body(body: bytes | bytearray, header_length: str) -> tuple[memoryview, memoryview]:
     """The JSON header and the binary section of a body, as views (nothing is copied).
 
     Raises `InvalidInput` unless `header_length` is a positive decimal integer no larger than the

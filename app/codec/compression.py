@@ -46,7 +46,7 @@ def content_codings(header: str | None) -> list[str]:
     return codings
 
 
-def decode_body(body: bytes, codings: list[str], limit: int) -> bytes:
+def decode_body(body: bytes | bytearray, codings: list[str], limit: int) -> bytes | bytearray:
     """Undo `codings` (from `content_codings`), never producing more than `limit` bytes.
 
     Raises `PayloadTooLarge` past the limit and `InvalidInput` for a corrupt or truncated stream.
@@ -63,7 +63,7 @@ def decode_body(body: bytes, codings: list[str], limit: int) -> bytes:
     return body
 
 
-def _inflate_zlib_or_raw(body: bytes, limit: int) -> bytes:
+def _inflate_zlib_or_raw(body: bytes | bytearray, limit: int) -> bytes:
     """zlib first; two bytes of raw deflate can pass the zlib header check by chance."""
     try:
         return _inflate(body, _ZLIB_WBITS, limit, "deflate")
@@ -74,7 +74,7 @@ def _inflate_zlib_or_raw(body: bytes, limit: int) -> bytes:
             raise zlib_failure from None
 
 
-def _looks_like_zlib(data: bytes) -> bool:
+def _looks_like_zlib(data: bytes | bytearray) -> bool:
     """RFC 1950 header: method 8, window at most 32 KiB, and a check sum divisible by 31."""
     if len(data) < 2:
         return False
@@ -82,7 +82,7 @@ def _looks_like_zlib(data: bytes) -> bool:
     return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf << 8 | flg) % 31 == 0
 
 
-def _inflate(data: bytes, wbits: int, limit: int, name: str) -> bytes:
+def _inflate(data: bytes | bytearray, wbits: int, limit: int, name: str) -> bytes:
     view = memoryview(data)
     pieces: list[bytes] = []
     total = 0

@@ -71,7 +71,7 @@ class JsonNumbers:
     array: np.ndarray
 
 
-def loads(body: bytes) -> dict[str, Any] | None:
+def loads(body: bytes | bytearray) -> dict[str, Any] | None:
     """The parsed body with `JsonNumbers` for float `data`, or None: parse it with orjson."""
     if len(body) < MIN_BYTES or body.startswith(_BOM):
         return None
@@ -103,7 +103,7 @@ def _take_parser() -> simdjson.Parser:
     return parser if parser is not None else simdjson.Parser()
 
 
-def _give_back(parser: simdjson.Parser, body: bytes) -> None:
+def _give_back(parser: simdjson.Parser, body: bytes | bytearray) -> None:
     if len(body) <= REUSE_BYTES:
         _local.parser = parser
 

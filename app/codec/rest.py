@@ -23,7 +23,7 @@ from app.types import InferRequest, InferResponse, RequestedOutput, Tensor
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes | bytearray) -> Any:
     """Parse a request body as JSON; raises `InvalidInput` with the parser's reason."""
     if not body.strip():
         raise InvalidInput("request body is empty")
@@ -33,7 +33,7 @@ def parse_json(body: bytes) -> Any:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from None
 
 
-def parse_infer_json(body: bytes) -> Any:
+def parse_infer_json(body: bytes | bytearray) -> Any:
     """Parse an inference body: as `parse_json`, but large float `data` comes as `JsonNumbers`.
 
     `app.codec.json_numbers` takes the bodies whose answer it can give exactly; orjson parses

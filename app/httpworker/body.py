@@ -4,6 +4,11 @@ A small body is read by the worker's loop before the app runs; a large, chunked 
 `Expect: 100-continue` one is read here, in the pool thread, as the app reads it. So the app
 sees `Content-Length` first and can refuse a body (413) before any of it is read, and
 `100 Continue` goes out only when the app starts reading.
+
+The rest of a `Content-Length` body is received around the parser (`Connection.took_body`):
+llhttp only counts such a body, and feeding it through would copy every byte once more into
+`on_body`'s bytes. `readinto` receives it straight into the caller's buffer, so a 4 MiB tensor
+crosses from the kernel into the array the model reads with no copy in user space at all.
 """
 
 from __future__ import annotations
@@ -29,21 +34,44 @@ class Body:
         self._size = request.body_bytes  # bytes in `_parts`
         request.body.clear()
 
-    def _more(self) -> bool:
-        """Read and parse more of the body from the socket; False at its end."""
+    def _open(self) -> bool:
+        """Whether more of the body can come from the socket; sends `100 Continue` once."""
         request, connection = self._request, self._connection
         if request.complete or connection.broken:
             return False
         if request.expect_continue and not connection.continue_sent:
             connection.continue_sent = True
             connection.sock.sendall(_CONTINUE)
-        left = (request.content_length or 0) - request.body_bytes
-        data = connection.sock.recv(min(max(left, RECV_BYTES), BODY_RECV_BYTES))
+        return True
+
+    def _left(self) -> int | None:
+        """Bytes of a `Content-Length` body not received yet; None for a chunked one."""
+        request = self._request
+        if request.chunked or request.content_length is None:
+            return None
+        return request.content_length - request.body_bytes
+
+    def _more(self) -> bool:
+        """Receive more of the body from the socket; False at its end."""
+        if not self._open():
+            return False
+        connection, left = self._connection, self._left()
+        if left is not None:  # exactly what is left: a pipelined request behind stays unread
+            data = connection.sock.recv(min(left, BODY_RECV_BYTES))
+            if not data:
+                connection.broken = "eof"
+                return False
+            connection.took_body(self._request, len(data))
+            self._parts.append(data)
+            self._size += len(data)
+            return True
+        data = connection.sock.recv(RECV_BYTES)
         if not data:
             connection.broken = "eof"
             return False
+        request = self._request
         before = request.body_bytes
-        connection.feed(data)
+        connection.feed(data)  # chunked: the parser takes the framing off
         if request.body:
             self._parts.extend(request.body)
             self._size += request.body_bytes - before
@@ -70,6 +98,45 @@ class Body:
         while self._size < size and self._more():
             pass
         return self._take(size)
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill `buffer` (any writable buffer) with the next body bytes; how many (0 at the end).
+
+        Buffered bytes first, then a `Content-Length` body's rest received into `buffer`
+        itself: fewer than `len(buffer)` only where the body ends (or its client stops).
+        """
+        view = memoryview(buffer).cast("B")
+        filled = self._give(view)
+        left = self._left()
+        if left is None:  # chunked: through the parser, a part at a time
+            while filled < len(view) and self._more():
+                filled += self._give(view[filled:])
+            return filled
+        connection = self._connection
+        while filled < len(view) and left > 0 and self._open():
+            count = connection.sock.recv_into(view[filled:], min(len(view) - filled, left))
+            if not count:
+                connection.broken = "eof"
+                break
+            connection.took_body(self._request, count)
+            filled += count
+            left -= count
+        return filled
+
+    def _give(self, view: memoryview) -> int:
+        """Move buffered bytes into the front of `view`; how many."""
+        given = 0
+        while self._parts and given < len(view):
+            part = self._parts[0]
+            count = min(len(part), len(view) - given)
+            view[given : given + count] = memoryview(part)[:count]
+            if count == len(part):
+                self._parts.pop(0)
+            else:
+                self._parts[0] = part[count:]
+            given += count
+        self._size -= given
+        return given
 
     def readline(self, size: int | None = -1) -> bytes:
         while True:

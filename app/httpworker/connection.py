@@ -1,8 +1,9 @@
 """A client connection, its httptools parser, and the requests parsed off it.
 
 The worker's loop and its pool threads take turns on a connection (never both at once): the
-loop feeds it what arrives until a request is ready, a pool thread answers and may feed it more
-of a large body. Here is what both need to know of it: the parser's callbacks filling in each
+loop feeds it what arrives until a request is ready, a pool thread answers and may receive more
+of a large body (a chunked one through the parser, a `Content-Length` one around it:
+`took_body`). Here is what both need to know of it: the parser's callbacks filling in each
 request's head and body, the head size limit (431), why a stream cannot be parsed further, and
 when the oldest request may go to a pool thread.
 
@@ -182,6 +183,19 @@ class Connection:
             self.broken = "431" if isinstance(exc.__context__, HeadTooLarge) else "400"
         except (HeadTooLarge, httptools.HttpParserError, ValueError):
             self.broken = "431" if self.head_bytes > MAX_HEAD_BYTES else "400"
+
+    def took_body(self, request: Request, size: int) -> None:
+        """`size` more bytes of `request`'s `Content-Length` body were received, not parsed.
+
+        The parser only counts such a body, so it is not fed: at the body's end the request is
+        complete and a new parser starts at the next request's first byte (the old one would
+        take those bytes for body).
+        """
+        request.body_bytes += size
+        if request.body_bytes >= (request.content_length or 0):
+            request.complete = True
+            self.current = None
+            self.parser = httptools.HttpRequestParser(self)
 
     def reading_head(self) -> bool:
         """Whether a request's head has begun and is not complete yet."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -127,6 +128,83 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server: GunicornServ
         assert status == 413 and b"max_request_bytes" in body
         assert headers["connection"] == "close"
         assert closed(sock)
+
+
+def sum_request(rows: np.ndarray, extra: str = "") -> tuple[bytes, bytes]:
+    """A binary `sum` request for a float32 [1, n] tensor: its head, and its body."""
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "datatype": "FP32",
+                    "shape": list(rows.shape),
+                    "parameters": {"binary_data_size": rows.nbytes},
+                }
+            ]
+        }
+    ).encode()
+    body = header + rows.tobytes()
+    head = (
+        f"POST /v2/models/sum/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        f"Inference-Header-Content-Length: {len(header)}\r\n{extra}\r\n"
+    ).encode()
+    return head, body
+
+
+def test_a_large_body_then_a_pipelined_request_both_answered(server: GunicornServer) -> None:
+    """A 3 MiB body is received around the parser; the request behind it is parsed after it."""
+    rows = np.arange(768 * 1024, dtype=np.float32).reshape(1, -1) % 7
+    head, body = sum_request(rows)
+    stream = head + body + infer_head(len(BODY)) + BODY
+    with connect(server) as sock:
+        for start in range(0, len(stream), 700_001):  # pieces cut across the body's end
+            sock.sendall(stream[start : start + 700_001])
+            time.sleep(0.01)
+        answers = read_answers(sock, 2)
+    assert [status for status, _, _ in answers] == [200, 200]
+    assert json.loads(answers[0][2])["outputs"][0]["data"] == [float(rows.sum())]
+    assert predictions(answers[1][2]) == [1]
+
+
+def test_a_large_body_after_100_continue_keeps_the_connection(server: GunicornServer) -> None:
+    rows = np.ones((1, 512 * 1024), dtype=np.float32)
+    head, body = sum_request(rows, "Expect: 100-continue\r\n")
+    with connect(server) as sock:
+        for _ in range(2):  # the second on the same connection: the parser was renewed
+            sock.sendall(head)
+            assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+            sock.sendall(body)
+            ((status, headers, answer),) = read_answers(sock, 1)
+            assert status == 200 and "connection" not in headers
+            assert json.loads(answer)["outputs"][0]["data"] == [512 * 1024.0]
+
+
+def test_a_large_body_cut_short_ends_only_its_connection(server: GunicornServer) -> None:
+    head, body = sum_request(np.ones((1, 512 * 1024), dtype=np.float32))
+    with connect(server) as sock:
+        sock.sendall(head + body[: len(body) // 2])
+        sock.shutdown(socket.SHUT_WR)  # the client gives up half way
+        ((status, headers, answer),) = read_answers(sock, 1)
+        assert status == 400 and b"ended after" in answer
+        assert headers["connection"] == "close" and closed(sock)
+    rows = np.full((1, 512 * 1024), 2, dtype=np.float32)
+    head, body = sum_request(rows)
+    with connect(server) as sock:
+        sock.sendall(head + body)
+        ((status, _, answer),) = read_answers(sock, 1)
+    assert status == 200 and json.loads(answer)["outputs"][0]["data"] == [1024 * 1024.0]
+
+
+def test_a_large_json_body_is_read_whole(server: GunicornServer) -> None:
+    """Over `READINTO_BYTES`, as JSON: read into a bytearray, its `data` parsed by simdjson."""
+    tensor = {"name": "input-0", "datatype": "FP32", "shape": [80_000, 4]}
+    body = json.dumps({"inputs": [{**tensor, "data": [6.8, 2.8, 4.8, 1.4] * 80_000}]}).encode()
+    assert len(body) > 1024 * 1024
+    with connect(server) as sock:
+        sock.sendall(infer_head(len(body)) + body)
+        ((status, _, answer),) = read_answers(sock, 1)
+    assert status == 200 and set(predictions(answer)) == {1}
 
 
 def test_a_slow_client_does_not_hold_the_only_thread(server: GunicornServer) -> None:

@@ -1,0 +1,51 @@
+"""The bare WSGI ceiling reads a body the way Modelport does on each kind of `wsgi.input`."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from bench import ceilings
+from blueprints import common
+
+
+class ReadOnly:
+    """An input with `read` only, as gunicorn's gthread worker gives."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.calls: list[str] = []
+
+    def read(self, size: int = -1) -> bytes:
+        self.calls.append("read")
+        return self._data.read(size)
+
+
+class WithReadinto(ReadOnly):
+    """An input with `readinto` too, as Modelport's httptools worker gives."""
+
+    def readinto(self, buffer: Any) -> int:
+        self.calls.append("readinto")
+        return self._data.readinto(buffer)
+
+
+def serve(stream: ReadOnly, length: int) -> bytes:
+    statuses: list[str] = []
+    environ = {"CONTENT_LENGTH": str(length), "wsgi.input": stream}
+    body = b"".join(ceilings.wsgi_app(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["200 OK"]
+    return body
+
+
+def test_the_threshold_is_modelports() -> None:
+    assert ceilings.READINTO_BYTES == common.READINTO_BYTES
+
+
+def test_a_large_body_goes_by_readinto_where_the_input_has_it() -> None:
+    size = ceilings.READINTO_BYTES
+    with_readinto, read_only = WithReadinto(bytes(size)), ReadOnly(bytes(size))
+    assert serve(with_readinto, size) == ceilings.ANSWER == serve(read_only, size)
+    assert with_readinto.calls == ["readinto"] and read_only.calls == ["read"]
+    small = WithReadinto(b"{}")
+    serve(small, 2)
+    assert small.calls == ["read"]
