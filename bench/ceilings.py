@@ -20,13 +20,12 @@ from collections.abc import Callable, Iterable
 from concurrent import futures
 from typing import Any
 
-from app.buffers import unfilled_bytearray
+from app.buffers import READINTO_BYTES, unfilled_bytearray
 
 ANSWER = (
     b'{"model_name":"ceiling","outputs":[{"name":"y","datatype":"FP32","shape":[1],"data":[0]}]}'
 )
 MAX_MESSAGE = 256 * 1024 * 1024
-READINTO_BYTES = 1024 * 1024  # Modelport's threshold (blueprints.common.READINTO_BYTES)
 
 
 def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 from flask import Flask, Request, Response, current_app, request
 
-from app.buffers import unfilled_bytearray
+from app.buffers import READINTO_BYTES, unfilled_bytearray
 from app.codec.binary import HEADER_LENGTH, split_body
 from app.codec.compression import choose_encoding, content_codings, decode_body, encode_body
 from app.codec.rest import dumps, parse_infer_json, parse_json
@@ -34,9 +34,6 @@ _JSON_TYPES = frozenset(
 _VARY = ("Vary", "Accept-Encoding")
 
 _HEADER_LENGTH_KEY = "HTTP_" + HEADER_LENGTH.upper().replace("-", "_")
-#: A body from this size is received into a bytearray where the input can (`_raw_body`); a
-#: smaller one is mostly in the worker's buffer already, where `read` hands it over uncopied.
-READINTO_BYTES = 1024 * 1024
 
 
 def dataplane() -> DataPlane:
@@ -121,12 +118,11 @@ def _raw_body(req: Request, limit: int) -> bytes | bytearray:
     if length >= READINTO_BYTES and hasattr(stream, "readinto"):
         body = unfilled_bytearray(length)  # every byte is received into it, or it is refused
         received = stream.readinto(body)
-        if received != length:
-            raise InvalidInput(f"request body ended after {received} of {length} bytes")
-        return body
-    body = stream.read(length) if length else b""
-    if len(body) != length:
-        raise InvalidInput(f"request body ended after {len(body)} of {length} bytes")
+    else:
+        body = stream.read(length) if length else b""
+        received = len(body)
+    if received != length:
+        raise InvalidInput(f"request body ended after {received} of {length} bytes")
     return body
 
 

@@ -58,10 +58,8 @@ class Body:
         connection, left = self._connection, self._left()
         if left is not None:  # exactly what is left: a pipelined request behind stays unread
             data = connection.sock.recv(min(left, BODY_RECV_BYTES))
-            if not data:
-                connection.broken = "eof"
+            if not self._took(len(data)):
                 return False
-            connection.took_body(self._request, len(data))
             self._parts.append(data)
             self._size += len(data)
             return True
@@ -76,6 +74,14 @@ class Body:
             self._parts.extend(request.body)
             self._size += request.body_bytes - before
             request.body.clear()
+        return True
+
+    def _took(self, count: int) -> bool:
+        """Count `count` bytes of a `Content-Length` body just received; False at an early EOF."""
+        if not count:
+            self._connection.broken = "eof"
+            return False
+        self._connection.took_body(self._request, count)
         return True
 
     def _take(self, size: int) -> bytes:
@@ -115,10 +121,8 @@ class Body:
         connection = self._connection
         while filled < len(view) and left > 0 and self._open():
             count = connection.sock.recv_into(view[filled:], min(len(view) - filled, left))
-            if not count:
-                connection.broken = "eof"
+            if not self._took(count):
                 break
-            connection.took_body(self._request, count)
             filled += count
             left -= count
         return filled

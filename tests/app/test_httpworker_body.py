@@ -48,7 +48,9 @@ def length_head(size: int = len(BODY)) -> bytes:
     return b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
 
 
-def test_readinto_takes_the_body_and_leaves_the_next_request(pair) -> None:
+def test_readinto_takes_the_body_and_leaves_the_next_request(
+    pair: tuple[Connection, socket.socket],
+) -> None:
     connection, client = pair
     request = head(connection, client, length_head(), 100_000)
     body = Body(connection, request)
@@ -61,7 +63,7 @@ def test_readinto_takes_the_body_and_leaves_the_next_request(pair) -> None:
     assert [r.url for r in connection.requests] == [b"/next"] and connection.broken is None
 
 
-def test_read_in_pieces_stops_at_the_body_end(pair) -> None:
+def test_read_in_pieces_stops_at_the_body_end(pair: tuple[Connection, socket.socket]) -> None:
     connection, client = pair
     request = head(connection, client, length_head(), 5)
     body = Body(connection, request)
@@ -72,7 +74,7 @@ def test_read_in_pieces_stops_at_the_body_end(pair) -> None:
     assert [r.url for r in connection.requests] == [b"/next"]
 
 
-def test_readinto_a_small_buffer_then_read_the_rest(pair) -> None:
+def test_readinto_a_small_buffer_then_read_the_rest(pair: tuple[Connection, socket.socket]) -> None:
     connection, client = pair
     request = head(connection, client, length_head(), 1000)
     body = Body(connection, request)
@@ -84,18 +86,18 @@ def test_readinto_a_small_buffer_then_read_the_rest(pair) -> None:
     assert bytes(first) + second.tobytes() == BODY
 
 
-def test_readinto_a_chunked_body_goes_through_the_parser(pair) -> None:
+def test_readinto_a_chunked_body_goes_through_the_parser(
+    pair: tuple[Connection, socket.socket],
+) -> None:
     connection, client = pair
     chunked = b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    client.sendall(chunked)
-    connection.feed(connection.sock.recv(1024))
-    body = Body(connection, connection.requests.popleft())
+    body = Body(connection, head(connection, client, chunked, 0))
     send(client, b"%x\r\n%s\r\n0\r\n\r\n" % (len(BODY), BODY))
     buffer = bytearray(len(BODY) + 10)
     assert body.readinto(buffer) == len(BODY) and buffer[: len(BODY)] == BODY
 
 
-def test_a_body_cut_short_marks_the_connection(pair) -> None:
+def test_a_body_cut_short_marks_the_connection(pair: tuple[Connection, socket.socket]) -> None:
     connection, client = pair
     request = head(connection, client, length_head(), 10)
     body = Body(connection, request)
@@ -105,12 +107,12 @@ def test_a_body_cut_short_marks_the_connection(pair) -> None:
     assert connection.broken == "eof" and not request.complete
 
 
-def test_expect_100_continue_is_sent_when_the_body_is_first_read(pair) -> None:
+def test_expect_100_continue_is_sent_when_the_body_is_first_read(
+    pair: tuple[Connection, socket.socket],
+) -> None:
     connection, client = pair
     expect = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
-    client.sendall(expect)
-    connection.feed(connection.sock.recv(1024))
-    body = Body(connection, connection.requests.popleft())
+    body = Body(connection, head(connection, client, expect, 0))
     client.sendall(b"abcd")
     buffer = bytearray(4)
     assert body.readinto(buffer) == 4 and buffer == b"abcd"

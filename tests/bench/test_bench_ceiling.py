@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from app.buffers import READINTO_BYTES
 from bench import ceilings
-from blueprints import common
 
 
 class ReadOnly:
@@ -37,12 +37,8 @@ def serve(stream: ReadOnly, length: int) -> bytes:
     return body
 
 
-def test_the_threshold_is_modelports() -> None:
-    assert ceilings.READINTO_BYTES == common.READINTO_BYTES
-
-
 def test_a_large_body_goes_by_readinto_where_the_input_has_it() -> None:
-    size = ceilings.READINTO_BYTES
+    size = READINTO_BYTES
     with_readinto, read_only = WithReadinto(bytes(size)), ReadOnly(bytes(size))
     assert serve(with_readinto, size) == ceilings.ANSWER == serve(read_only, size)
     assert with_readinto.calls == ["readinto"] and read_only.calls == ["read"]
